@@ -1,0 +1,33 @@
+# One venv, built from nothing; every target installs first (fast when already done).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first: later requirements are then satisfied by this exact build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,export]'
+	# torchattacks' declared deps (torchvision, requests~=2.25) are unused and unresolvable here.
+	$(PIP) install -q --no-deps torchattacks==3.5.1
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/robustprune run configs/quickstart.yaml
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/bench_trial.py
+
+clean:
+	rm -rf $(VENV) mlflow.db mlruns ray_results robustprune_runs

@@ -1,0 +1,184 @@
+"""Typed, validated configuration of one trial (pydantic v2).
+
+Every check that can fail before work starts lives here, and every message names the
+field and the allowed values, so the CLI can print it as one line and exit 2.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .attack import ATTACKS, AttackSpec
+from .data import DATASETS, cifar_missing_files
+from .models import MODELS, MODELS_WITH_REMOVABLE_BLOCKS
+from .prune import CRITERIA, PruneSettings
+from .train import TrainSettings
+
+
+def _allowed(value: str, registry, field: str) -> str:
+    if value not in registry:
+        raise ValueError(f"unknown {field} '{value}'; allowed: {', '.join(sorted(registry))}")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(5, ge=0)
+    lr: float = Field(0.05, gt=0)
+    batch_size: int = Field(128, ge=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "step"] = "cosine"
+
+    def settings(self, amp: bool) -> TrainSettings:
+        return TrainSettings(amp=amp, **self.model_dump())
+
+
+class AttackConfig(Strict):
+    name: str
+    eps: float | None = Field(None, ge=0, description="pixel units; default: the dataset's usual eps")
+    alpha: float | None = Field(None, gt=0)
+    steps: int = Field(10, ge=1)
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        return _allowed(v, ATTACKS, "attack")
+
+    @model_validator(mode="after")
+    def _params_fit(self):
+        allowed = ATTACKS[self.name].allowed_params
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(f"unknown param '{unknown[0]}' for {self.name}; allowed: "
+                             f"{', '.join(sorted(allowed)) or 'none'}")
+        return self
+
+    def spec(self) -> AttackSpec:
+        return AttackSpec(self.name, self.eps, self.alpha, self.steps, dict(self.params))
+
+
+class TrialConfig(Strict):
+    # data
+    dataset: str = "mnist5k"
+    data_dir: str | None = None
+    download: bool = False
+    eval_size: int = Field(500, ge=1, description="size of the seeded subset attacks are run on")
+    calib_size: int = Field(256, ge=2, description="calibration batch for activation criteria")
+    # model and its training
+    model: str = "lenet"
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    baseline: TrainConfig = TrainConfig()
+    # pruning
+    granularity: Literal["filter", "layer"] = "filter"
+    criterion: str = "l1"
+    ratio: float = Field(0.5, gt=0, lt=1)
+    iterations: int = Field(1, ge=1)
+    global_pruning: bool = False
+    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)
+    # evaluation
+    attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
+                                                                 AttackConfig(name="pgd")], min_length=1)
+    latency_repeats: int = Field(30, ge=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v):
+        return _allowed(v, DATASETS, "dataset")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v):
+        return _allowed(v, MODELS, "model")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError(f"unknown device '{v}'; allowed: auto, cpu, cuda, cuda:N")
+
+    @field_validator("criterion")
+    @classmethod
+    def _criterion(cls, v, info):
+        granularity = info.data.get("granularity", "filter")
+        return _allowed(v, CRITERIA[granularity], f"{granularity} criterion")
+
+    @field_validator("granularity")
+    @classmethod
+    def _granularity(cls, v, info):
+        model = info.data.get("model")
+        if v == "layer" and model is not None and model not in MODELS_WITH_REMOVABLE_BLOCKS:
+            raise ValueError(f"model '{model}' has no removable blocks; layer pruning allowed for: "
+                             f"{', '.join(sorted(MODELS_WITH_REMOVABLE_BLOCKS))}")
+        return v
+
+    @field_validator("attacks")
+    @classmethod
+    def _unique_attacks(cls, v):
+        names = [a.name for a in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"attack '{dup[0]}' listed twice; each attack may appear once")
+        return v
+
+    @model_validator(mode="after")
+    def _data_available(self):
+        if DATASETS[self.dataset].needs_files and not self.download:
+            if self.data_dir is None:
+                raise ValueError(f"data_dir: {self.dataset} is read from disk; set data_dir "
+                                 f"(or download: true to fetch it)")
+            missing = cifar_missing_files(self.dataset, self.data_dir)
+            if missing:
+                raise ValueError(f"data_dir: {self.dataset} file missing: {missing[0]}; unpack the "
+                                 f"official python batches there or set download: true")
+        return self
+
+    def attack_specs(self) -> list[AttackSpec]:
+        """Attacks with the dataset's default eps filled in for L-inf attacks left without one."""
+        default = DATASETS[self.dataset].default_eps
+        specs = []
+        for a in self.attacks:
+            s = a.spec()
+            if s.eps is None and ATTACKS[s.name].norm == "linf":
+                s = AttackSpec(s.name, default, s.alpha, s.steps, s.params)
+            specs.append(s)
+        return specs
+
+    def prune_settings(self) -> PruneSettings:
+        return PruneSettings(self.granularity, self.criterion, self.ratio, self.iterations, self.global_pruning)
+
+
+_TYPE_NAMES = {"int_parsing": "an integer", "float_parsing": "a number", "bool_parsing": "true or false",
+               "int_from_float": "an integer", "string_type": "a string", "list_type": "a list",
+               "dict_type": "a mapping", "model_type": "a mapping"}
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """The first error as one line: 'field.path: message'."""
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"])
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif e["type"] == "literal_error":
+        msg = f"invalid value {e.get('input')!r}; allowed: {msg.removeprefix('Input should be ')}"
+    elif e["type"] in _TYPE_NAMES:
+        msg = f"got {e.get('input')!r}; expected {_TYPE_NAMES[e['type']]}"
+    elif e["type"] in _BOUNDS:
+        limit = next(iter(e["ctx"].values()))
+        msg = f"got {e.get('input')!r}; allowed: {_BOUNDS[e['type']]} {limit}"
+    elif e["type"] == "too_short":
+        msg = "must not be empty"
+    field = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+    if ":" in msg.split(" ")[0]:  # model-level checks already start with their field name
+        return f"{prefix}{msg}"
+    return f"{field}: {msg}" if field else msg

@@ -1,0 +1,84 @@
+"""Train / fine-tune / evaluate loops (SGD + momentum, cosine or step LR, seeded)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import Dataset, Split, augment_batch
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' picks CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:N' force one."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    lr: float = 0.05
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step
+    amp: bool = False  # mixed precision, CUDA only
+
+
+def _lr_at(settings: TrainSettings, step: int, total: int) -> float:
+    if settings.schedule == "step":  # /10 at 50% and 75% of training
+        return settings.lr * (0.1 ** sum(step >= total * f for f in (0.5, 0.75)))
+    return 0.5 * settings.lr * (1 + math.cos(math.pi * step / max(total, 1)))
+
+
+def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, device: torch.device,
+          quiet: bool = True, desc: str = "train") -> nn.Module:
+    """Train in place on data.train and return the model (eval mode)."""
+    if settings.epochs == 0:
+        return model.eval()
+    model.to(device).train()
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                          weight_decay=settings.weight_decay, nesterov=True)
+    use_amp = settings.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    n = len(data.train)
+    steps_per_epoch = math.ceil(n / settings.batch_size)
+    total = settings.epochs * steps_per_epoch
+    loss_fn = nn.CrossEntropyLoss()
+    step = 0
+    bar = tqdm(total=total, desc=desc, disable=quiet, leave=False)
+    for _ in range(settings.epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, settings.batch_size):
+            idx = perm[i:i + settings.batch_size]
+            x, y = data.train.x[idx].to(device, non_blocking=True), data.train.y[idx].to(device)
+            if data.augment:
+                x = augment_batch(x, gen)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(settings, step, total)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> float:
+    model.to(device).eval()
+    correct = 0
+    for i in range(0, len(split), batch_size):
+        x, y = split.x[i:i + batch_size].to(device), split.y[i:i + batch_size].to(device)
+        correct += (model(x).argmax(1) == y).sum().item()
+    return correct / max(len(split), 1)

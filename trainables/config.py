@@ -22,6 +22,12 @@ def _allowed(value: str, registry, field: str) -> str:
     return value
 
 
+def open_unit_interval(v: float) -> float:
+    if not 0 < v < 1:
+        raise ValueError(f"got {v}; allowed: 0 < value < 1")
+    return v
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -79,7 +85,7 @@ class TrialConfig(Strict):
     # pruning
     granularity: Literal["filter", "layer"] = "filter"
     criterion: str = "l1"
-    ratio: float = Field(0.5, gt=0, lt=1)
+    ratio: float = 0.5
     iterations: int = Field(1, ge=1)
     global_pruning: bool = False
     finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)
@@ -119,6 +125,11 @@ class TrialConfig(Strict):
             raise ValueError(f"model '{model}' has no removable blocks; layer pruning allowed for: "
                              f"{', '.join(sorted(MODELS_WITH_REMOVABLE_BLOCKS))}")
         return v
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio(cls, v):
+        return open_unit_interval(v)
 
     @field_validator("attacks")
     @classmethod

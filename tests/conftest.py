@@ -1,0 +1,31 @@
+import os
+
+import pytest
+import torch
+
+# Two cores: keep torch from oversubscribing when Ray workers run beside the test process.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def digits_baseline():
+    """A LeNet really trained on the embedded digits data (~1 s), with its config."""
+    from trainables.config import TrialConfig
+    from trainables.trial import train_baseline
+
+    cfg = TrialConfig(dataset="digits", model="lenet", baseline={"epochs": 15, "lr": 0.05},
+                      finetune={"epochs": 1, "lr": 0.01}, eval_size=180, latency_repeats=3,
+                      attacks=[{"name": "fgsm", "eps": 0.1}, {"name": "pgd", "eps": 0.1, "steps": 5}])
+    return cfg, train_baseline(cfg)
+
+
+@pytest.fixture(scope="session")
+def synthetic_resnet20():
+    """A ResNet-20 briefly trained on synthetic 32x32x3 data, for pruning-structure tests."""
+    from trainables.config import TrialConfig
+    from trainables.trial import train_baseline
+
+    cfg = TrialConfig(dataset="synthetic", model="resnet20", baseline={"epochs": 1}, calib_size=32,
+                      finetune={"epochs": 0}, eval_size=32, latency_repeats=2, iterations=2, ratio=0.5,
+                      attacks=[{"name": "fgsm"}])
+    return cfg, train_baseline(cfg)

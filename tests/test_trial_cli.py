@@ -1,0 +1,102 @@
+"""The `robustprune trial` command, run as a user runs it (a real subprocess)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from trainables.store import load_model
+
+CLI = [str(Path(sys.executable).parent / "robustprune")]
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def lenet_trial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trial")
+    proc = run_cli("trial", "--dataset", "mnist5k", "--model", "lenet", "--criterion", "l1",
+                   "--granularity", "filter", "--ratio", "0.5", "--iterations", "2",
+                   "--attacks", "fgsm,pgd", "--epochs", "2", "--eval-size", "200", "--quiet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+REQUIRED = ["flops", "macs", "params", "flops_baseline", "params_baseline", "flops_reduction", "clean_acc",
+            "clean_acc_baseline", "robust_acc", "robust_acc_fgsm", "robust_acc_pgd", "robust_acc_baseline",
+            "robust_acc_fgsm_baseline", "robust_acc_pgd_baseline", "latency_ms", "latency_ms_baseline"]
+
+
+def test_metrics_json_holds_the_contract(lenet_trial):
+    _, m = lenet_trial
+    assert not [k for k in REQUIRED if k not in m]
+    assert m["flops_reduction"] >= 0.4
+    assert m["flops_reduction"] == pytest.approx(1 - m["flops"] / m["flops_baseline"])
+    assert m["macs"] * 2 == m["flops"]
+    assert m["robust_acc"] == min(m["robust_acc_fgsm"], m["robust_acc_pgd"])
+    assert m["clean_acc_baseline"] > 0.8  # a really trained baseline
+    assert m["config"]["criterion"] == "l1" and m["config"]["iterations"] == 2 and m["config"]["ratio"] == 0.5
+
+
+def test_model_file_loads_safely_and_flops_recount_matches(lenet_trial):
+    out, m = lenet_trial
+    torch.load(out / "model.pt", weights_only=True)  # the safe loader accepts the file as is
+    model = load_model(out / "model.pt")
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, 28, 28))
+    assert counter.get_total_flops() == m["flops"]
+    assert sum(p.numel() for p in model.parameters()) == m["params"]
+
+
+def test_saved_baseline_is_reused(lenet_trial, tmp_path):
+    out, first = lenet_trial
+    proc = run_cli("trial", "--baseline", str(out / "baseline.pt"), "--criterion", "expected_abs",
+                   "--ratio", "0.3", "--eval-size", "200", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["clean_acc_baseline"] == first["clean_acc_baseline"]  # same model, not retrained
+    assert "training baseline" not in proc.stderr
+    assert 0 < m["flops_reduction"] < first["flops_reduction"]
+
+
+def test_resnet20_layer_pruning_from_cli(tmp_path):
+    proc = run_cli("trial", "--dataset", "synthetic", "--model", "resnet20", "--granularity", "layer",
+                   "--criterion", "pls_vip", "--ratio", "0.5", "--iterations", "1", "--epochs", "1",
+                   "--finetune-epochs", "0", "--attacks", "fgsm", "--eval-size", "32", "--quiet",
+                   "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["blocks_removed"] == 4 and m["flops_reduction"] > 0
+    assert load_model(tmp_path / "model.pt")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+
+
+BAD = [
+    (["--criterion", "nope"], "criterion", "allowed: bn_scale"),
+    (["--granularity", "layer", "--criterion", "lamp", "--model", "resnet20"], "criterion", "allowed: expected_abs"),
+    (["--attacks", "fgsm,laser"], "attacks", "allowed: autoattack"),
+    (["--model", "alexnet"], "model", "allowed: lenet"),
+    (["--dataset", "imagenet"], "dataset", "allowed: cifar10"),
+    (["--ratio", "0"], "ratio", "0 < value < 1"),
+    (["--ratio", "1.2"], "ratio", "0 < value < 1"),
+    (["--iterations", "0"], "iterations", ">= 1"),
+    (["--eps", "-0.1"], "eps", ">= 0"),
+    (["--dataset", "cifar10", "--data-dir", "/nonexistent"], "data_dir", "cifar-10-batches-py"),
+    (["--granularity", "layer", "--model", "lenet"], "granularity", "layer pruning allowed for"),
+    (["--device", "tpu"], "device", "allowed: auto, cpu, cuda"),
+]
+
+
+@pytest.mark.parametrize("args,field,allowed", BAD, ids=[b[1] + "-" + b[0][1] for b in BAD])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, field, allowed):
+    out = tmp_path / "out"
+    proc = run_cli("trial", *args, "--out", str(out), timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert field in lines[0] and allowed in lines[0], lines[0]
+    assert not out.exists()

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from trainables.data import DatasetUnavailable
 
+from .config import ConfigError
+
 EXIT_USAGE = 2
 
 
@@ -115,12 +117,145 @@ def add_trial_parser(sub) -> None:
     p.set_defaults(func=cmd_trial)
 
 
+# --------------------------------------------------------------------------- search
+
+
+def _print_outcome(outcome, experiment: str) -> None:
+    from .pareto import front_table
+
+    state = "finished" if outcome.complete else "stopped early"
+    print(f"\nsearch {state}: {outcome.finished} trials finished, {outcome.errored} failed")
+    print(f"Pareto front ({len(outcome.front)} models):")
+    print(front_table(outcome.front))
+    print(f"\nexperiment folder: {outcome.experiment_path}")
+    if not outcome.complete:
+        print(f"continue with:    robustprune resume {outcome.experiment_path}")
+    print(f"open the UI with: robustprune ui --tracking-uri {outcome.tracking_uri}   (MLflow experiment "
+          f"'{experiment}', run {outcome.parent_run_id})")
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config, args.set or [])  # validated before Ray or MLflow is touched
+    from .runner import run_search
+
+    outcome = run_search(cfg, address=args.address)
+    _print_outcome(outcome, cfg.experiment.name)
+    return 0 if outcome.complete else 1
+
+
+def cmd_resume(args) -> int:
+    from .runner import resume_search
+
+    try:
+        outcome = resume_search(args.experiment_path, address=args.address)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    _print_outcome(outcome, "")
+    return 0 if outcome.complete else 1
+
+
+def _tracking_uri(args) -> str:
+    from .config import ExperimentConfig
+
+    return ExperimentConfig(tracking_uri=args.tracking_uri).resolved_tracking_uri()
+
+
+def cmd_pareto(args) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from .export import front_rows
+    from .pareto import front_table
+    from .tracking import find_parent_run
+
+    uri = _tracking_uri(args)
+    try:
+        parent = find_parent_run(uri, args.experiment, args.run_id)
+    except LookupError as e:
+        raise UsageError(str(e)) from None
+    rows = sorted(front_rows(MlflowClient(uri), parent), key=lambda r: -r["robust_acc"])
+    print(f"Pareto front of '{args.experiment}' (run {parent.info.run_id}, {len(rows)} models):")
+    print(front_table(rows))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import FORMATS, Constraints, NoModelFits, export_model
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UsageError(f"format: unknown '{unknown[0] if unknown else ''}'; allowed: {', '.join(FORMATS)}")
+    constraints = Constraints(args.max_flops, args.min_robust_acc, args.min_clean_acc)
+    try:
+        card = export_model(_tracking_uri(args), args.experiment, Path(args.out), formats, constraints,
+                            args.run_id, args.name)
+    except (NoModelFits, LookupError) as e:
+        raise UsageError(str(e)) from None
+    m = card["metrics"]
+    print(f"exported run {card['source_run_id']}: flops {m['flops']:.0f}, clean {m['clean_acc']:.3f}, "
+          f"robust {m['robust_acc']:.3f} -> {args.out} ({', '.join(formats)}); registered "
+          f"{card['registered_model']['name']} v{card['registered_model']['version']} @best")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    import os
+
+    uri = _tracking_uri(args)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+           "--port", str(args.port)]
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}", file=sys.stderr)
+    os.execv(sys.executable, cmd)
+    return 0
+
+
+def add_search_parsers(sub) -> None:
+    p = sub.add_parser("run", help="run a search from a YAML config")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (dotted key)")
+    p.add_argument("--address", help="Ray cluster address (e.g. auto); default: $RAY_ADDRESS or a local Ray")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="continue an interrupted search")
+    p.add_argument("experiment_path")
+    p.add_argument("--address")
+    p.set_defaults(func=cmd_resume)
+
+    def tracking_args(q):
+        q.add_argument("--experiment", default="robustprune", help="MLflow experiment (= experiment.name)")
+        q.add_argument("--tracking-uri", dest="tracking_uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+        q.add_argument("--run-id", dest="run_id", help="a search's parent run (default: the newest)")
+
+    p = sub.add_parser("pareto", help="print a search's Pareto front")
+    tracking_args(p)
+    p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("export", help="export a model from the front")
+    tracking_args(p)
+    p.add_argument("--max-flops", dest="max_flops", type=float)
+    p.add_argument("--min-robust-acc", dest="min_robust_acc", type=float)
+    p.add_argument("--min-clean-acc", dest="min_clean_acc", type=float)
+    p.add_argument("--format", default="torchscript,onnx,state_dict")
+    p.add_argument("--name", help="registered model name (default: EXPERIMENT-pruned)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("ui", help="start the MLflow UI (127.0.0.1 unless --host)")
+    p.add_argument("--tracking-uri", dest="tracking_uri")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
+
+
 # --------------------------------------------------------------------------- main
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="robustprune", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    add_search_parsers(sub)
     add_trial_parser(sub)
     return parser
 
@@ -136,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         from trainables.config import format_validation_error
 
         print(f"robustprune: error: {format_validation_error(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as e:
+        print(f"robustprune: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except DatasetUnavailable as e:
         print(f"robustprune: error: {e}", file=sys.stderr)

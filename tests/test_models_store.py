@@ -41,7 +41,7 @@ def test_pruned_model_round_trips_with_identical_logits(tmp_path, model_name, gr
     calib = Split(torch.rand(16, 3, 32, 32), torch.arange(16) % 10)
     removed = prune(model, PruneSettings(granularity, "l1", 0.5, 1), calib, torch.device("cpu"),
                     finetune=lambda m, r: None)
-    spec = architecture_spec(model, arch, removed)
+    spec = architecture_spec(model, arch, removed, (3, 32, 32))
     path = save_model(model, spec, tmp_path / "m.pt")
     loaded = load_model(path)
     x = torch.rand(4, 3, 32, 32)

@@ -187,6 +187,8 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     elif e["type"] in _BOUNDS:
         limit = next(iter(e["ctx"].values()))
         msg = f"got {e.get('input')!r}; allowed: {_BOUNDS[e['type']]} {limit}"
+    elif e["type"] == "string_pattern_mismatch":
+        msg = f"got {e.get('input')!r}; allowed: characters matching {e['ctx']['pattern']}"
     elif e["type"] == "too_short":
         msg = "must not be empty"
     field = f"{prefix}{loc}" if loc else prefix.rstrip(".")

@@ -42,10 +42,12 @@ def _make_layer(spec: dict) -> nn.Module:
     return nn.Linear(spec["in"], spec["out"], bias=spec["bias"])
 
 
-def architecture_spec(model: nn.Module, arch: dict, removed_blocks: list[str]) -> dict:
+def architecture_spec(model: nn.Module, arch: dict, removed_blocks: list[str],
+                      input_shape: tuple[int, int, int]) -> dict:
     """arch: the build_model keyword arguments (name, in_channels, num_classes, mean, std)."""
     layers = {name: s for name, m in model.named_modules() if (s := _layer_spec(m)) is not None}
-    return {"arch": dict(arch), "removed_blocks": list(removed_blocks), "layers": layers}
+    return {"arch": dict(arch), "input_shape": list(input_shape), "removed_blocks": list(removed_blocks),
+            "layers": layers}
 
 
 def rebuild(spec: dict) -> nn.Module:

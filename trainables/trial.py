@@ -73,7 +73,7 @@ def train_baseline(cfg: TrialConfig, quiet: bool = True) -> Baseline:
     model = build_model(**arch)
     train(model, data, cfg.baseline.settings(cfg.amp), cfg.seed, device, quiet, desc="baseline")
     metrics = evaluate(model, data, cfg, device)
-    return Baseline(model_payload(model, architecture_spec(model, arch, [])), metrics)
+    return Baseline(model_payload(model, architecture_spec(model, arch, [], data.shape)), metrics)
 
 
 def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True) -> TrialResult:
@@ -90,7 +90,7 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True) -> Trial
         train(m, data, ft, cfg.seed + 100 + round_index, device, quiet, desc=f"fine-tune {round_index + 1}")
 
     removed = prune(model, cfg.prune_settings(), calib, device, finetune, cfg.seed)
-    spec = architecture_spec(model, baseline.payload["spec"]["arch"], removed)
+    spec = architecture_spec(model, baseline.payload["spec"]["arch"], removed, data.shape)
     metrics = evaluate(model, data, cfg, device)
     base = baseline.metrics
     metrics.update({f"{k}_baseline": v for k, v in base.items()})

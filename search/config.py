@@ -1,0 +1,273 @@
+"""Search configuration: YAML in, validated object out (before any Ray or MLflow resource).
+
+    robustprune run configs/quickstart.yaml --set search.num_samples=4 --set experiment.name=smoke
+
+Every error is one line that names the field (dotted path) and the allowed values.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from trainables.config import AttackConfig, Strict, TrainConfig, TrialConfig, open_unit_interval
+from trainables.data import DATASETS
+from trainables.models import MODELS
+from trainables.prune import CRITERIA
+
+OBJECTIVE_METRICS = {"flops", "macs", "params", "latency_ms", "robust_acc", "clean_acc"}
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+class ConfigError(ValueError):
+    """A config problem, already formatted as one line naming the field."""
+
+
+class ExperimentConfig(Strict):
+    name: str = Field("robustprune", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    storage_path: str = "robustprune_runs"  # local folder, NFS mount, or s3:// / gs:// URI
+    device: str = "auto"
+    amp: bool = False
+
+    def resolved_tracking_uri(self) -> str:
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+        return uri
+
+    def resolved_storage_path(self) -> str:
+        if "://" in self.storage_path:
+            return self.storage_path
+        return str(Path(self.storage_path).expanduser().resolve())
+
+
+class DataConfig(Strict):
+    name: str = "mnist5k"
+    data_dir: str | None = None
+    download: bool = False
+    eval_size: int = Field(500, ge=1)
+    calib_size: int = Field(256, ge=2)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset '{v}'; allowed: {', '.join(sorted(DATASETS))}")
+        return v
+
+
+class ModelConfig(Strict):
+    name: str = "lenet"
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        if v not in MODELS:
+            raise ValueError(f"unknown model '{v}'; allowed: {', '.join(sorted(MODELS))}")
+        return v
+
+
+class Range(Strict):
+    """Inclusive [low, high]; low == high fixes the value."""
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low > self.high:
+            raise ValueError(f"empty range: low {self.low} > high {self.high}")
+        return self
+
+
+class IntRange(Range):
+    low: int
+    high: int
+
+
+class SpaceConfig(Strict):
+    granularities: list[Literal["filter", "layer"]] = Field(default_factory=lambda: ["filter"], min_length=1)
+    criteria: list[str] = Field(default_factory=lambda: ["l1"], min_length=1)
+    ratio: Range = Range(low=0.2, high=0.8)
+    iterations: IntRange = IntRange(low=1, high=3)
+    finetune_epochs: IntRange = IntRange(low=1, high=1)
+    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its epochs come from finetune_epochs
+    global_pruning: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _range_shorthands(cls, data):
+        """A range may be a number (fixed), [low, high], or a partial mapping over the default."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in ("ratio", "iterations", "finetune_epochs"):
+            value = data.get(name)
+            default = cls.model_fields[name].default.model_dump()
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                data[name] = {"low": value, "high": value}
+            elif isinstance(value, list) and len(value) == 2:
+                data[name] = {"low": value[0], "high": value[1]}
+            elif isinstance(value, dict):
+                data[name] = {**default, **value}
+        return data
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio_inside_unit(cls, v):
+        open_unit_interval(v.low)
+        open_unit_interval(v.high)
+        return v
+
+    @field_validator("iterations")
+    @classmethod
+    def _iterations_positive(cls, v):
+        if v.low < 1:
+            raise ValueError(f"got low {v.low}; allowed: >= 1")
+        return v
+
+    @field_validator("finetune_epochs")
+    @classmethod
+    def _epochs_non_negative(cls, v):
+        if v.low < 0:
+            raise ValueError(f"got low {v.low}; allowed: >= 0")
+        return v
+
+    @field_validator("criteria")
+    @classmethod
+    def _criteria_known(cls, v):
+        known = set().union(*CRITERIA.values())
+        for c in v:
+            if c not in known:
+                raise ValueError(f"unknown criterion '{c}'; allowed: {', '.join(sorted(known))}")
+        return v
+
+    def criteria_for(self, granularity: str) -> list[str]:
+        return [c for c in self.criteria if c in CRITERIA[granularity]]
+
+
+class SearchSettings(Strict):
+    num_samples: int = Field(16, ge=1)
+    max_concurrent: int = Field(2, ge=1)
+    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    population_size: int | None = Field(None, ge=2, description="NSGA-II; default from num_samples")
+    objectives: dict[str, Literal["min", "max"]] = Field(
+        default_factory=lambda: {"flops": "min", "robust_acc": "max"})
+    max_clean_acc_drop: float | None = Field(None, ge=0, le=1,
+                                             description="trials losing more clean accuracy are infeasible")
+
+    @field_validator("objectives")
+    @classmethod
+    def _two_known_objectives(cls, v):
+        for k in v:
+            if k not in OBJECTIVE_METRICS:
+                raise ValueError(f"unknown metric '{k}'; allowed: {', '.join(sorted(OBJECTIVE_METRICS))}")
+        if len(v) != 2:
+            raise ValueError(f"got {len(v)} objectives; allowed: exactly 2 (a cost and an accuracy)")
+        return v
+
+
+class ResourcesConfig(Strict):
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.25")
+
+
+class FailuresConfig(Strict):
+    max_retries: int = Field(1, ge=0)
+
+
+class SearchConfig(Strict):
+    experiment: ExperimentConfig = ExperimentConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    baseline: TrainConfig = TrainConfig()
+    space: SpaceConfig = SpaceConfig()
+    attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
+                                                                 AttackConfig(name="pgd")], min_length=1)
+    search: SearchSettings = SearchSettings()
+    resources: ResourcesConfig = ResourcesConfig()
+    failures: FailuresConfig = FailuresConfig()
+
+    @model_validator(mode="after")
+    def _space_fits_model(self):
+        for g in self.space.granularities:
+            if not self.space.criteria_for(g):
+                raise ValueError(f"space.criteria: none fits granularity '{g}'; allowed for {g}: "
+                                 f"{', '.join(sorted(CRITERIA[g]))}")
+        unused = [c for c in self.space.criteria
+                  if not any(c in CRITERIA[g] for g in self.space.granularities)]
+        if unused:
+            raise ValueError(f"space.criteria: '{unused[0]}' fits none of the granularities "
+                             f"{self.space.granularities}")
+        # one trial config per corner of the space catches model/granularity/data problems now
+        for g in self.space.granularities:
+            self.trial_config({"granularity": g, "criterion": self.space.criteria_for(g)[0],
+                               "ratio": self.space.ratio.low, "iterations": self.space.iterations.low,
+                               "finetune_epochs": self.space.finetune_epochs.low})
+        return self
+
+    def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
+        """The full trial config for one point of the search space."""
+        finetune = self.space.finetune.model_copy(update={"epochs": sampled["finetune_epochs"]})
+        try:
+            return TrialConfig(
+                dataset=self.data.name, data_dir=self.data.data_dir, download=self.data.download,
+                eval_size=self.data.eval_size, calib_size=self.data.calib_size, model=self.model.name,
+                seed=self.experiment.seed, device=self.experiment.device, amp=self.experiment.amp,
+                baseline=self.baseline, granularity=sampled["granularity"], criterion=sampled["criterion"],
+                ratio=sampled["ratio"], iterations=sampled["iterations"],
+                global_pruning=self.space.global_pruning, finetune=finetune, attacks=self.attacks)
+        except ValidationError as e:
+            from trainables.config import format_validation_error
+
+            line = format_validation_error(e)
+            field = line.split(":")[0]
+            where = {"granularity": "space.granularities", "criterion": "space.criteria",
+                     "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name"}
+            raise ValueError(f"{where.get(field, field)}{line[len(field):]}") from None
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        child = node.setdefault(k, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: '{k}' is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    """'a.b=value' pairs; values are YAML (numbers, booleans, lists) so types survive."""
+    pairs = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: expected KEY=VALUE with a dotted key, got '{item}'")
+        pairs.append((key.strip(), yaml.safe_load(raw) if raw.strip() else None))
+    return pairs
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> SearchConfig:
+    """Read YAML, apply --set overrides, validate. Raises ConfigError with one line."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config: file not found: {path}")
+        raw = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config: {path} must hold a mapping of sections")
+    for key, value in parse_overrides(list(overrides)):
+        _set_dotted(raw, key, value)
+    try:
+        return SearchConfig.model_validate(raw)
+    except ValidationError as e:
+        from trainables.config import format_validation_error
+
+        raise ConfigError(format_validation_error(e)) from None

@@ -1,0 +1,136 @@
+"""Export a model from the Pareto front: pick under a constraint, write deployable files,
+a model card, and register it in the MLflow Model Registry with alias `best`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import mlflow
+import torch
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from trainables.store import load_model, load_payload, save_model
+
+from .tracking import PARENT_TAG, find_parent_run, run_row
+
+
+class NoModelFits(LookupError):
+    """No model of the front satisfies the constraints."""
+
+
+@dataclass(frozen=True)
+class Constraints:
+    max_flops: float | None = None
+    min_robust_acc: float | None = None
+    min_clean_acc: float | None = None
+
+    def admits(self, row: dict) -> bool:
+        return ((self.max_flops is None or row["flops"] <= self.max_flops)
+                and (self.min_robust_acc is None or row["robust_acc"] >= self.min_robust_acc)
+                and (self.min_clean_acc is None or row["clean_acc"] >= self.min_clean_acc))
+
+    def describe(self) -> str:
+        parts = [f"{k} {v}" for k, v in (("flops <=", self.max_flops), ("robust_acc >=", self.min_robust_acc),
+                                        ("clean_acc >=", self.min_clean_acc)) if v is not None]
+        return ", ".join(parts) or "no constraint"
+
+
+def pick(front: list[dict], constraints: Constraints) -> dict:
+    """Best robust accuracy among the admitted front models; fewer FLOPs breaks ties."""
+    admitted = [r for r in front if constraints.admits(r)]
+    if not admitted:
+        smallest = min((r["flops"] for r in front), default=None)
+        best = max((r["robust_acc"] for r in front), default=None)
+        raise NoModelFits(f"no model on the front fits {constraints.describe()} "
+                          f"(front: {len(front)} models, min flops {smallest}, max robust_acc {best})")
+    return max(admitted, key=lambda r: (r["robust_acc"], -r["flops"]))
+
+
+# --------------------------------------------------------------------------- formats
+# Each writer gets (model, example input, payload, target folder) and returns its file.
+
+
+def _torchscript(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path:
+    path = out / "model.torchscript.pt"
+    torch.jit.trace(model, example).save(str(path))
+    return path
+
+
+def _onnx(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path:
+    path = out / "model.onnx"
+    torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
+                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    return path
+
+
+def _state_dict(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path:
+    """The safe robustprune format: state_dict + architecture spec (trainables.store.load_model)."""
+    path = out / "model.pt"
+    save_model(model, load_payload(src)["spec"], path)
+    return path
+
+
+FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, Path, Path], Path]] = {
+    "torchscript": _torchscript,
+    "onnx": _onnx,
+    "state_dict": _state_dict,
+}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def front_rows(client: MlflowClient, parent) -> list[dict]:
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.`{PARENT_TAG}` = '{parent.info.run_id}' and tags.pareto = 'true' and attributes.status = 'FINISHED'",
+        max_results=50000)
+    return [run_row(r) for r in runs]
+
+
+def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[str], constraints: Constraints,
+                 parent_run_id: str | None = None, registered_name: str | None = None) -> dict:
+    """Write the chosen model's files and model_card.json into `out`; returns the card.
+
+    Files are built in a temporary folder next to `out` and moved in only when all
+    formats succeeded, so a failure leaves no partial export behind.
+    """
+    client = MlflowClient(tracking_uri)
+    parent = find_parent_run(tracking_uri, experiment, parent_run_id)
+    chosen = pick(front_rows(client, parent), constraints)
+    run = client.get_run(chosen["run_id"])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        tmp = Path(tmp)
+        src = Path(client.download_artifacts(run.info.run_id, "model.pt", str(tmp / "download")))
+        model = load_model(src)
+        example = torch.rand(1, *load_payload(src)["spec"]["input_shape"])
+        files = {fmt: FORMATS[fmt](model, example, src, tmp) for fmt in formats}
+        name = registered_name or f"{experiment}-pruned"
+        mlflow.set_tracking_uri(tracking_uri)  # register_model reads the fluent URIs
+        mlflow.set_registry_uri(tracking_uri)
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name,
+                                        tags={"source_run": run.info.run_id})
+        client.set_registered_model_alias(name, "best", version.version)
+        card = {
+            "experiment": experiment, "search_run_id": parent.info.run_id, "source_run_id": run.info.run_id,
+            "constraints": constraints.describe(), "input_shape": list(example.shape[1:]),
+            "params": dict(run.data.params), "metrics": dict(run.data.metrics),
+            "files": {fmt: {"file": p.name, "sha256": _sha256(p)} for fmt, p in files.items()},
+            "registered_model": {"name": name, "version": version.version, "alias": "best"},
+        }
+        (tmp / "model_card.json").write_text(json.dumps(card, indent=2))
+        out.mkdir(exist_ok=True)
+        for p in [*files.values(), tmp / "model_card.json"]:
+            shutil.move(str(p), out / p.name)
+    return card
+

@@ -1,0 +1,160 @@
+"""Pareto front of the search: non-dominated sort, hypervolume, and the plots.
+
+Objectives are given as {metric: "min" | "max"}. Internally every objective is turned
+into a minimization in a normalized space (see `normalize`), where the hypervolume's
+reference point is (1, 0, ...) → (1, 1) after flipping:
+
+* a cost metric (flops, macs, params, latency_ms) is divided by the baseline's value,
+  so the reference is the unpruned baseline's cost;
+* an accuracy metric is used as is, with reference 0 (a useless model).
+
+The hypervolume is the area of the normalized objective space that the front
+dominates inside that reference box: it can only grow as trials finish.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Sequence
+
+import numpy as np
+
+ACCURACY_METRICS = {"robust_acc", "clean_acc"}
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """a dominates b (all objectives minimized): no worse everywhere, better somewhere."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of `points` (all columns minimized).
+
+    Rows are visited in lexicographic order, so a row can only be dominated by one
+    visited before it; each is checked against the front kept so far. Exact duplicates
+    of a front point are all kept (none dominates the other).
+    """
+    points = np.asarray(points, dtype=float)
+    mask = np.zeros(len(points), dtype=bool)
+    front: list[int] = []
+    for i in np.lexsort(points.T[::-1]):
+        p = points[i]
+        if not any(dominates(points[j], p) for j in front):
+            front.append(i)
+            mask[i] = True
+    return mask
+
+
+def to_minimization(values: np.ndarray, objectives: dict[str, str], baseline: dict[str, float]) -> np.ndarray:
+    """Columns in `objectives` order, normalized (see module doc) and flipped to minimization."""
+    cols = []
+    for k, (metric, mode) in enumerate(objectives.items()):
+        col = np.asarray(values[:, k], dtype=float)
+        if metric not in ACCURACY_METRICS:
+            col = col / float(baseline[metric])
+        cols.append(col if mode == "min" else -col)
+    return np.stack(cols, axis=1) if cols else np.zeros((len(values), 0))
+
+
+def reference_point(objectives: dict[str, str]) -> np.ndarray:
+    """In minimization form: baseline cost (1) for costs, zero accuracy (-0) for accuracies."""
+    return np.array([0.0 if m in ACCURACY_METRICS else 1.0 for m in objectives]) * np.array(
+        [-1.0 if mode == "max" else 1.0 for mode in objectives.values()])
+
+
+def hypervolume_2d(points: np.ndarray, ref: np.ndarray) -> float:
+    """Area dominated by `points` (minimization) and bounded by `ref`."""
+    pts = np.asarray(points, dtype=float)
+    pts = pts[(pts[:, 0] < ref[0]) & (pts[:, 1] < ref[1])] if len(pts) else pts
+    if len(pts) == 0:
+        return 0.0
+    pts = pts[non_dominated(pts)]
+    pts = pts[np.argsort(pts[:, 0])]
+    area, prev_y = 0.0, ref[1]
+    for x, y in pts:
+        if y < prev_y:
+            area += (ref[0] - x) * (prev_y - y)
+            prev_y = y
+    return float(area)
+
+
+# --------------------------------------------------------------------------- reports
+
+FRONT_COLUMNS = ["run_id", "trial_id", "criterion", "granularity", "ratio", "iterations", "flops",
+                 "flops_reduction", "params", "clean_acc", "robust_acc", "latency_ms"]
+
+
+def front_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FRONT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def front_table(rows: list[dict]) -> str:
+    """Fixed-width text table of the front, best robust accuracy first."""
+    cols = ["criterion", "granularity", "ratio", "iterations", "flops_reduction", "clean_acc", "robust_acc",
+            "run_id"]
+
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    body = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def _axes(objectives: dict[str, str]) -> tuple[str, str]:
+    """(x, y) for the plots: the cost metric on x, the accuracy metric on y."""
+    x, y = sorted(objectives, key=lambda m: m in ACCURACY_METRICS)
+    return x, y
+
+
+def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key, y_key = _axes(objectives)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    dominated = [r for r in rows if r["run_id"] not in front_ids]
+    front = sorted((r for r in rows if r["run_id"] in front_ids), key=lambda r: r[x_key])
+    ax.scatter([r[x_key] for r in dominated], [r[y_key] for r in dominated], c="0.7", label="dominated")
+    ax.plot([r[x_key] for r in front], [r[y_key] for r in front], "o-", c="tab:red", label="Pareto front")
+    if x_key in baseline and y_key in baseline:
+        ax.scatter([baseline[x_key]], [baseline[y_key]], marker="*", s=180, c="black", label="baseline")
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(y_key)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{y_key} vs {x_key}: {len(front)} on the front of {len(rows)} trials")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_html(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
+    import plotly.graph_objects as go
+
+    x_key, y_key = _axes(objectives)
+
+    def trace(subset, name, **style):
+        return go.Scatter(
+            x=[r[x_key] for r in subset], y=[r[y_key] for r in subset], name=name, **style,
+            text=[f"{r['criterion']} {r['granularity']} ratio={r['ratio']:.2f} it={r['iterations']}<br>"
+                  f"clean={r['clean_acc']:.3f} robust={r['robust_acc']:.3f}<br>run {r['run_id']}" for r in subset],
+            hoverinfo="text")
+
+    front = sorted((r for r in rows if r["run_id"] in front_ids), key=lambda r: r[x_key])
+    fig = go.Figure([trace([r for r in rows if r["run_id"] not in front_ids], "dominated", mode="markers",
+                           marker={"color": "lightgrey"}),
+                     trace(front, "Pareto front", mode="lines+markers", marker={"color": "crimson"})])
+    if x_key in baseline and y_key in baseline:
+        fig.add_trace(go.Scatter(x=[baseline[x_key]], y=[baseline[y_key]], name="baseline", mode="markers",
+                                 marker={"symbol": "star", "size": 14, "color": "black"}))
+    fig.update_layout(xaxis_title=x_key, yaxis_title=y_key, title="robustprune Pareto front")
+    fig.write_html(path, include_plotlyjs=True, full_html=True)

@@ -1,0 +1,219 @@
+"""Tuner assembly: baseline once, OptunaSearch multi-objective, concurrency, resources,
+failures, MLflow logging on the driver, and resume.
+
+The same code runs on a laptop (`ray.init()` starts a local Ray), on a `ray start`
+cluster (`--address auto`) and on the cluster from cluster.yaml.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs
+import ray
+import torch
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from trainables.store import save_model
+from trainables.trial import Baseline, run_trial
+
+from .baseline import get_baseline
+from .config import SearchConfig
+from .pareto import ACCURACY_METRICS
+from .space import SearchSpace, make_sampler, sampled_point
+from .tracking import Tracker
+
+SEARCH_FILE = "robustprune_search.json"  # in the experiment folder: what `resume` needs
+
+
+@dataclass
+class SearchOutcome:
+    experiment_path: str
+    parent_run_id: str
+    tracking_uri: str
+    finished: int
+    errored: int
+    front: list[dict]
+    complete: bool
+
+
+def init_ray(address: str | None) -> None:
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+
+
+# --------------------------------------------------------------------------- trial side
+
+
+def objective_values(metrics: dict, objectives: dict[str, str], feasible: bool) -> dict[str, float]:
+    """What the searcher optimizes: the real metric, or its worst value when infeasible."""
+    out = {}
+    for metric, mode in objectives.items():
+        if feasible:
+            value = metrics[metric]
+        elif metric in ACCURACY_METRICS:
+            value = 0.0 if mode == "max" else 1.0
+        else:
+            value = metrics[f"{metric}_baseline"]
+        out[f"objective_{metric}"] = value
+    return out
+
+
+def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None:
+    """Ray Tune function trainable: one trial, reported once with its pruned model."""
+    cfg = SearchConfig.model_validate(search_config)
+    torch.set_num_threads(max(1, int(cfg.resources.cpus_per_trial)))
+    result = run_trial(cfg.trial_config(sampled_point(config)), baseline)
+    m = result.metrics
+    drop = cfg.search.max_clean_acc_drop
+    feasible = drop is None or m["clean_acc_baseline"] - m["clean_acc"] <= drop
+    with tempfile.TemporaryDirectory() as d:
+        save_model(result.model, result.spec, Path(d) / "model.pt")
+        (Path(d) / "metrics.json").write_text(json.dumps(m, indent=2))
+        tune.report({**m, **objective_values(m, cfg.search.objectives, feasible), "feasible": int(feasible),
+                     "node_id": ray.get_runtime_context().get_node_id()},
+                    checkpoint=tune.Checkpoint.from_directory(d))
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+class TrialLogger(tune.Callback):
+    """Logs each finished trial to MLflow, keeps the front live, prints one line per trial."""
+
+    def __init__(self, tracker: Tracker, objectives: dict[str, str], seed: int, total: int):
+        self.tracker, self.objectives, self.seed, self.total = tracker, objectives, seed, total
+
+    def _params(self, trial) -> dict:
+        return {**sampled_point(trial.config), "seed": self.seed}
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        # Tune counts a callback's exception as the trial's failure and reruns the trial:
+        # a tracking problem is reported here instead, and the search goes on.
+        try:
+            self._log_complete(trial)
+        except Exception as e:
+            print(f"[robustprune] WARNING: MLflow logging of trial {trial.trial_id} failed: {e!r}", flush=True)
+
+    def _log_complete(self, trial) -> None:
+        result = trial.last_result
+        tags = {"ray_node_id": str(result.get("node_id", "")),
+                "feasible": "true" if result.get("feasible", 1) else "false"}
+        with trial.checkpoint.as_directory() as d:
+            metrics = json.loads((Path(d) / "metrics.json").read_text())
+            run_id = self.tracker.log_trial(trial.trial_id, self._params(trial), metrics, Path(d), tags)
+        state = self.tracker.update_pareto(self.objectives)
+        on_front = any(r["run_id"] == run_id for r in state.front)
+        p = self._params(trial)
+        print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
+              f"ratio={p['ratio']:.2f} it={p['iterations']} | FLOPs -{metrics['flops_reduction']:.1%} | "
+              f"clean {metrics['clean_acc']:.3f} robust {metrics['robust_acc']:.3f} | "
+              f"pareto {'yes' if on_front else 'no'} | hypervolume {state.hypervolume:.4f}", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = trial.get_error()
+        print(f"[robustprune] trial {trial.trial_id} FAILED: {error!r}"[:400], flush=True)
+        try:
+            self.tracker.log_failed_trial(trial.trial_id, self._params(trial), repr(error))
+        except Exception as e:
+            print(f"[robustprune] WARNING: MLflow logging of failed trial {trial.trial_id} failed: {e!r}", flush=True)
+
+
+def _trainable(cfg: SearchConfig, baseline: Baseline):
+    trainable = tune.with_parameters(pruning_trial, baseline=baseline, search_config=cfg.model_dump(mode="json"))
+    return tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
+                                           "gpu": cfg.resources.gpus_per_trial})
+
+
+def _write_search_file(experiment_path: str, doc: dict) -> None:
+    fs, path = pyarrow.fs.FileSystem.from_uri(experiment_path)
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(f"{path}/{SEARCH_FILE}") as f:
+        f.write(json.dumps(doc, indent=2).encode())
+
+
+def _read_search_file(experiment_path: str) -> dict:
+    fs, path = pyarrow.fs.FileSystem.from_uri(experiment_path)
+    if fs.get_file_info(f"{path}/{SEARCH_FILE}").type == pyarrow.fs.FileType.NotFound:
+        raise FileNotFoundError(f"experiment_path: no {SEARCH_FILE} in {experiment_path}; "
+                                "pass the folder that `robustprune run` printed")
+    with fs.open_input_stream(f"{path}/{SEARCH_FILE}") as f:
+        return json.loads(f.read())
+
+
+def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str) -> SearchOutcome:
+    """Run the tuner; the parent run never stays RUNNING, whatever happens."""
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        tracker.finish("KILLED")
+        raise
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    errored = sum(r.error is not None for r in grid)
+    finished = len(grid) - errored
+    complete = len(grid) >= cfg.search.num_samples and all(
+        r.error is not None or r.checkpoint is not None for r in grid)
+    tracker.finish("FINISHED" if complete else "KILLED")
+    front = tracker.update_pareto(cfg.search.objectives).front
+    return SearchOutcome(experiment_path, tracker.parent_run_id, tracker.tracking_uri, finished, errored, front,
+                         complete)
+
+
+def _baseline_for(cfg: SearchConfig) -> tuple[Baseline, bool]:
+    template = cfg.trial_config({"granularity": cfg.space.granularities[0],
+                                 "criterion": cfg.space.criteria_for(cfg.space.granularities[0])[0],
+                                 "ratio": cfg.space.ratio.low, "iterations": 1, "finetune_epochs": 0})
+    return get_baseline(cfg.experiment.resolved_storage_path(), template, cfg.resources.cpus_per_trial,
+                        cfg.resources.gpus_per_trial)
+
+
+def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
+    init_ray(address)
+    storage = cfg.experiment.resolved_storage_path()
+    baseline, reused = _baseline_for(cfg)
+    print(f"[robustprune] baseline {cfg.model.name} on {cfg.data.name}: clean {baseline.metrics['clean_acc']:.3f} "
+          f"robust {baseline.metrics['robust_acc']:.3f} ({'reused' if reused else 'trained'})", flush=True)
+    name = f"{cfg.experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = f"{storage.rstrip('/')}/{name}"
+    uri = cfg.experiment.resolved_tracking_uri()
+    config_doc = cfg.model_dump(mode="json")
+    tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics)
+    _write_search_file(experiment_path, {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri,
+                                         "config": config_doc})
+    objectives = cfg.search.objectives
+    searcher = OptunaSearch(space=SearchSpace(cfg.space), metric=[f"objective_{m}" for m in objectives],
+                            mode=list(objectives.values()), sampler=make_sampler(cfg.search, cfg.experiment.seed))
+    tuner = tune.Tuner(
+        _trainable(cfg, baseline),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
+                                    num_samples=cfg.search.num_samples),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
+            callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples)],
+            verbose=int(os.environ.get("ROBUSTPRUNE_TUNE_VERBOSE", "1"))))
+    print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}", flush=True)
+    return _fit(tuner, tracker, cfg, experiment_path)
+
+
+def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:
+    """Continue an interrupted search: finished trials are kept, unfinished ones rerun."""
+    if "://" not in experiment_path:
+        experiment_path = str(Path(experiment_path).resolve())
+    doc = _read_search_file(experiment_path)
+    cfg = SearchConfig.model_validate(doc["config"])
+    init_ray(address)
+    baseline, _ = _baseline_for(cfg)
+    tracker = Tracker.reopen(doc["tracking_uri"], doc["parent_run_id"])
+    tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
+                               resume_errored=False, restart_errored=False)
+    print(f"[robustprune] resuming {experiment_path} | MLflow run {tracker.parent_run_id}", flush=True)
+    return _fit(tuner, tracker, cfg, experiment_path)

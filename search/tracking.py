@@ -1,0 +1,221 @@
+"""MLflow tracking: one parent run per search, one child run per trial, the live front.
+
+Everything goes through an explicit `MlflowClient` bound to the search's tracking URI,
+so nothing depends on (or changes) process-wide MLflow state, except the one fluent
+call that logs the `mlflow.pytorch` flavour. Logging a trial is idempotent: a trial
+already logged (tag `ray_trial_id`) is never logged twice, which is what makes
+`robustprune resume` safe.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import yaml
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from . import pareto
+
+PARENT_TAG = "mlflow.parentRunId"
+TRIAL_TAG = "ray_trial_id"
+SEARCH_TAG = "robustprune.search"
+TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            flat.update(flatten(v, key + "."))
+        else:
+            flat[key] = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return flat
+
+
+def numeric_metrics(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class Tracker:
+    """Picklable handle on one search's MLflow records (URI + run ids; the client is lazy)."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str):
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self._client: MlflowClient | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    # ------------------------------------------------------------------ parent run
+    @classmethod
+    def start(cls, tracking_uri: str, experiment_name: str, config: dict, experiment_path: str,
+              baseline_metrics: dict) -> "Tracker":
+        client = MlflowClient(tracking_uri)
+        exp = client.get_experiment_by_name(experiment_name)
+        exp_id = exp.experiment_id if exp else client.create_experiment(experiment_name)
+        run = client.create_run(exp_id, run_name=Path(experiment_path).name,
+                                tags={SEARCH_TAG: "parent", "experiment_path": experiment_path})
+        tracker = cls(tracking_uri, exp_id, run.info.run_id)
+        params = [Param(k[:250], v[:6000]) for k, v in flatten(config).items()]
+        for i in range(0, len(params), 100):
+            client.log_batch(run.info.run_id, params=params[i:i + 100])
+        tracker._log_metrics(run.info.run_id, {f"{k}_baseline": v for k, v in
+                                               numeric_metrics(baseline_metrics).items()})
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            client.log_artifact(run.info.run_id, str(Path(d) / "config.yaml"))
+        return tracker
+
+    @classmethod
+    def reopen(cls, tracking_uri: str, parent_run_id: str) -> "Tracker":
+        client = MlflowClient(tracking_uri)
+        run = client.get_run(parent_run_id)
+        client.update_run(parent_run_id, status="RUNNING")
+        return cls(tracking_uri, run.info.experiment_id, parent_run_id)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_run_id, status=status)
+
+    def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, v, now, step) for k, v in metrics.items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i:i + 500])
+
+    # ------------------------------------------------------------------ child runs
+    def child_runs(self, status: str | None = None) -> list:
+        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'"
+        if status:
+            query += f" and attributes.status = '{status}'"
+        return self.client.search_runs([self.experiment_id], query, max_results=50000)
+
+    def _fresh_child(self, trial_id: str, tags: dict[str, str]) -> str | None:
+        """A new child run for the trial, or None when the trial is already logged."""
+        for run in self.child_runs():
+            if run.data.tags.get(TRIAL_TAG) != trial_id:
+                continue
+            if run.info.status in ("FINISHED", "FAILED"):
+                return None
+            self.client.delete_run(run.info.run_id)  # half-logged before a crash: log it again
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}",
+                                     tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, **tags})
+        return run.info.run_id
+
+    def log_trial(self, trial_id: str, params: dict, metrics: dict, trial_dir: Path, tags: dict) -> str | None:
+        """Child run with params, metrics, model.pt + metrics.json and the mlflow.pytorch model."""
+        run_id = self._fresh_child(trial_id, tags)
+        if run_id is None:
+            return None
+        try:
+            self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
+            self._log_metrics(run_id, numeric_metrics(metrics))
+            for name in ("model.pt", "metrics.json"):
+                self.client.log_artifact(run_id, str(trial_dir / name))
+            self._log_pytorch_flavour(run_id, trial_dir / "model.pt")
+        except Exception as e:
+            self.client.set_tag(run_id, "error", f"logging failed: {e!r}"[:5000])
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    def _log_pytorch_flavour(self, run_id: str, model_file: Path) -> None:
+        """The pruned model as an MLflow pytorch model (pickle format: the pt2 export needs
+        an input example and re-traces every model; model.pt beside it is the safe copy)."""
+        import torch
+
+        import trainables
+        from trainables.store import load_model
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        with mlflow.start_run(run_id=run_id):
+            mlflow.pytorch.log_model(
+                load_model(model_file), name="model", serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                code_paths=[str(Path(trainables.__file__).parent)])
+
+    def log_failed_trial(self, trial_id: str, params: dict, error: str) -> None:
+        run_id = self._fresh_child(trial_id, {"error": error[-5000:], "pareto": "false"})
+        if run_id is None:
+            return
+        self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
+        self.client.set_terminated(run_id, "FAILED")
+
+    # ------------------------------------------------------------------ Pareto front
+    def update_pareto(self, objectives: dict[str, str]) -> "FrontState":
+        """Recompute the front over all finished, feasible children; tag, measure and plot it."""
+        parent = self.client.get_run(self.parent_run_id)
+        baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items()
+                    if k.endswith("_baseline")}
+        runs = [r for r in self.child_runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
+        feasible = [r for r in runs if r.data.tags.get("feasible", "true") == "true"]
+        rows = [run_row(r) for r in feasible]
+        front_ids: set[str] = set()
+        hv = 0.0
+        if rows:
+            values = np.array([[row[m] for m in objectives] for row in rows])
+            points = pareto.to_minimization(values, objectives, baseline)
+            mask = pareto.non_dominated(points)
+            front_ids = {row["run_id"] for row, on in zip(rows, mask) if on}
+            hv = pareto.hypervolume_2d(points, pareto.reference_point(objectives))
+        for r in runs:
+            flag = "true" if r.info.run_id in front_ids else "false"
+            if r.data.tags.get("pareto") != flag:
+                self.client.set_tag(r.info.run_id, "pareto", flag)
+        self._log_metrics(self.parent_run_id, {"hypervolume": hv, "finished_trials": len(runs),
+                                               "pareto_size": len(front_ids)}, step=len(runs))
+        front = sorted((row for row in rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
+        all_rows = [run_row(r) for r in runs]
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
+            if all_rows:
+                pareto.plot_png(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.png")
+                pareto.plot_html(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.html")
+            self.client.log_artifacts(self.parent_run_id, d)
+        return FrontState(front, len(runs), hv)
+
+
+@dataclass
+class FrontState:
+    front: list[dict]  # rows of the front, best robust accuracy first
+    finished: int  # finished child runs so far
+    hypervolume: float
+
+
+def run_row(run) -> dict:
+    """One child run as a flat dict: params (typed), metrics and ids."""
+    p = run.data.params
+    return {"run_id": run.info.run_id, "trial_id": run.data.tags.get(TRIAL_TAG, ""),
+            "criterion": p.get("criterion", ""), "granularity": p.get("granularity", ""),
+            "ratio": float(p.get("ratio", "nan")), "iterations": int(float(p.get("iterations", "0"))),
+            **run.data.metrics}
+
+
+def find_parent_run(tracking_uri: str, experiment_name: str, run_id: str | None = None):
+    """The given parent run, or the newest one of the experiment."""
+    client = MlflowClient(tracking_uri)
+    if run_id:
+        return client.get_run(run_id)
+    exp = client.get_experiment_by_name(experiment_name)
+    if exp is None:
+        raise LookupError(f"experiment: no MLflow experiment named '{experiment_name}' at {tracking_uri}")
+    runs = client.search_runs([exp.experiment_id], f"tags.`{SEARCH_TAG}` = 'parent'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise LookupError(f"experiment: '{experiment_name}' has no robustprune search runs")
+    return runs[0]

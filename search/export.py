@@ -64,9 +64,10 @@ def _torchscript(model: nn.Module, example: torch.Tensor, src: Path, out: Path) 
 
 
 def _onnx(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path:
+    """One self-contained .onnx file (weights inline), dynamic batch size."""
     path = out / "model.onnx"
     torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, external_data=False)
     return path
 
 
@@ -118,7 +119,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
         name = registered_name or f"{experiment}-pruned"
         mlflow.set_tracking_uri(tracking_uri)  # register_model reads the fluent URIs
         mlflow.set_registry_uri(tracking_uri)
-        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name,
+        version = mlflow.register_model(run.data.tags["model_uri"], name,
                                         tags={"source_run": run.info.run_id})
         client.set_registered_model_alias(name, "best", version.version)
         card = {

@@ -144,10 +144,11 @@ class Tracker:
 
         mlflow.set_tracking_uri(self.tracking_uri)
         with mlflow.start_run(run_id=run_id):
-            mlflow.pytorch.log_model(
+            info = mlflow.pytorch.log_model(
                 load_model(model_file), name="model", serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                 code_paths=[str(Path(trainables.__file__).parent)])
+        self.client.set_tag(run_id, "model_uri", info.model_uri)
 
     def log_failed_trial(self, trial_id: str, params: dict, error: str) -> None:
         run_id = self._fresh_child(trial_id, {"error": error[-5000:], "pareto": "false"})

@@ -79,6 +79,9 @@ def save_model(model: nn.Module, spec: dict, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make exported models private
     try:
         torch.save(model_payload(model, spec), tmp)
         os.replace(tmp, path)

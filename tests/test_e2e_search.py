@@ -1,0 +1,131 @@
+"""A real search: local Ray, sqlite MLflow, trained LeNet on embedded digits, real attacks."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from e2e_helpers import run_cli, search_runs, tiny_config
+from trainables.data import load_dataset
+from trainables.train import accuracy
+
+pytestmark = pytest.mark.e2e
+N = 6
+TRIAL_PARAMS = {"criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed"}
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("search")
+    cfg = tiny_config(tmp, "e2e", N)
+    proc = run_cli("run", str(cfg), cwd=tmp)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    parent, children = search_runs(uri, "e2e")
+    return tmp, cfg, proc, uri, parent, children
+
+
+def test_one_parent_and_n_finished_children(search):
+    _, _, proc, _, parent, children = search
+    assert parent.info.status == "FINISHED"
+    assert len(children) == N
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert len({c.data.tags["ray_trial_id"] for c in children}) == N
+    assert proc.stdout.count("[robustprune] trial ") == N  # one summary line per finished trial
+
+
+def test_children_hold_params_metrics_and_models(search):
+    _, _, _, uri, parent, children = search
+    client = MlflowClient(uri)
+    for c in children:
+        assert TRIAL_PARAMS <= set(c.data.params)
+        m = c.data.metrics
+        for key in ("flops", "macs", "params", "flops_baseline", "flops_reduction", "clean_acc", "robust_acc",
+                    "robust_acc_fgsm", "robust_acc_pgd", "robust_acc_baseline", "latency_ms"):
+            assert key in m, key
+        assert m["robust_acc"] == min(m["robust_acc_fgsm"], m["robust_acc_pgd"])
+        assert c.data.tags["pareto"] in ("true", "false")
+        artifacts = {a.path for a in client.list_artifacts(c.info.run_id)}
+        assert {"model.pt", "metrics.json"} <= artifacts
+        assert c.data.tags["model_uri"].startswith("models:/")  # the mlflow.pytorch flavour
+    assert parent.data.params["search.num_samples"] == str(N)
+    assert {"config.yaml", "pareto.csv", "pareto.png", "pareto.html"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_pareto_tags_equal_an_independent_sort(search):
+    _, _, _, _, _, children = search
+    pts = [(c.data.metrics["flops"], -c.data.metrics["robust_acc"]) for c in children]
+    for c, p in zip(children, pts):
+        dominated = any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)
+        assert c.data.tags["pareto"] == ("false" if dominated else "true")
+    assert any(c.data.tags["pareto"] == "true" for c in children)
+
+
+def test_hypervolume_is_logged_per_trial_and_never_decreases(search):
+    _, _, _, uri, parent, _ = search
+    history = MlflowClient(uri).get_metric_history(parent.info.run_id, "hypervolume")
+    by_step = {}
+    for h in history:
+        by_step[h.step] = h.value  # the final recount logs the last step again, same value
+    steps = sorted(by_step)
+    assert steps == list(range(1, N + 1))
+    values = [by_step[s] for s in steps]
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(values))
+    assert values[-1] > 0
+
+
+def test_pareto_command_prints_the_front(search):
+    tmp, _, _, uri, _, children = search
+    proc = run_cli("pareto", "--experiment", "e2e", "--tracking-uri", uri, cwd=tmp, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    front = [c for c in children if c.data.tags["pareto"] == "true"]
+    assert f"{len(front)} models" in proc.stdout
+    for c in front:
+        assert c.info.run_id in proc.stdout
+
+
+def test_export_writes_loadable_files_and_registers(search):
+    tmp, _, _, uri, _, children = search
+    front = [c for c in children if c.data.tags["pareto"] == "true"]
+    budget = sorted(c.data.metrics["flops"] for c in front)[0]  # only the cheapest front model fits
+    out = tmp / "export"
+    proc = run_cli("export", "--experiment", "e2e", "--tracking-uri", uri, "--max-flops", str(budget),
+                   "--format", "torchscript,onnx,state_dict", "--out", str(out), cwd=tmp, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((out / "model_card.json").read_text())
+    chosen = next(c for c in front if c.info.run_id == card["source_run_id"])
+    assert chosen.data.metrics["flops"] <= budget
+    for fmt, entry in card["files"].items():
+        import hashlib
+        assert hashlib.sha256((out / entry["file"]).read_bytes()).hexdigest() == entry["sha256"], fmt
+    # plain torch.jit.load reproduces the logged clean accuracy on the same seeded test split
+    scripted = torch.jit.load(str(out / "model.torchscript.pt"))
+    test = load_dataset("digits", seed=0).test
+    assert accuracy(scripted, test, torch.device("cpu")) == pytest.approx(chosen.data.metrics["clean_acc"])
+    import onnx
+    onnx.checker.check_model(str(out / "model.onnx"))
+    client = MlflowClient(uri)
+    version = client.get_model_version_by_alias("e2e-pruned", "best")
+    assert str(version.version) == str(card["registered_model"]["version"])
+
+
+def test_export_with_no_fitting_model_fails_cleanly(search):
+    tmp, _, _, uri, _, _ = search
+    out = tmp / "nothing"
+    proc = run_cli("export", "--experiment", "e2e", "--tracking-uri", uri, "--max-flops", "1",
+                   "--out", str(out), cwd=tmp, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("robustprune: error: no model on the front fits flops <= 1")
+    assert not out.exists()
+
+
+def test_second_search_reuses_the_baseline(search):
+    tmp, cfg, first, uri, _, _ = search
+    proc = run_cli("run", str(cfg), "--set", "search.num_samples=1", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(trained)" in first.stdout and "(reused)" in proc.stdout
+    parent, children = search_runs(uri, "e2e")
+    assert len(children) == 1 and parent.info.status == "FINISHED"

@@ -1,0 +1,110 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.config import ConfigError, load_config
+from search.space import SAMPLERS, SearchSpace, make_sampler
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "robustprune")
+
+
+def test_shipped_configs_validate():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        if "cifar" in path.name:  # needs the user's CIFAR files: validated with a fake folder below
+            continue
+        cfg = load_config(path)
+        assert cfg.search.num_samples >= 1
+
+
+def test_paper_config_validates_with_cifar_files(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (folder / name).write_bytes(b"")
+    cfg = load_config(ROOT / "configs" / "cifar10-resnet56.yaml", [f"data.data_dir={tmp_path}"])
+    assert cfg.model.name == "resnet56" and set(cfg.space.granularities) == {"filter", "layer"}
+    assert cfg.resources.gpus_per_trial > 0
+
+
+def test_overrides_keep_types_and_merge_ranges():
+    cfg = load_config(None, ["search.num_samples=3", "space.ratio.high=0.6", "space.iterations=[2, 4]",
+                             "experiment.name=smoke", "space.criteria=[l1, hrank]"])
+    assert cfg.search.num_samples == 3
+    assert (cfg.space.ratio.low, cfg.space.ratio.high) == (0.2, 0.6)
+    assert (cfg.space.iterations.low, cfg.space.iterations.high) == (2, 4)
+    assert cfg.space.criteria == ["l1", "hrank"]
+
+
+BAD = [
+    (["search.bogus=1"], "search.bogus: unknown key"),
+    (["space.ratio=[0.9, 0.1]"], "space.ratio: empty range"),
+    (["space.ratio.high=1.0"], "space.ratio: got 1.0; allowed: 0 < value < 1"),
+    (["space.criteria=[]"], "space.criteria: must not be empty"),
+    (["attacks=[]"], "attacks: must not be empty"),
+    (["space.granularities=[layer]"], "space.granularities: model 'lenet' has no removable blocks"),
+    (["model.name=resnet20", "space.granularities=[layer]", "space.criteria=[lamp]"],
+     "space.criteria: none fits granularity 'layer'"),
+    (["space.criteria=[magic]"], "space.criteria: unknown criterion 'magic'; allowed:"),
+    (["search.sampler=grid"], "search.sampler: invalid value 'grid'; allowed: 'nsga2', 'tpe' or 'random'"),
+    (["search.num_samples=many"], "search.num_samples: got 'many'; expected an integer"),
+    (["resources.gpus_per_trial=-0.5"], "resources.gpus_per_trial: got -0.5; allowed: >= 0"),
+    (["search.objectives={flops: min}"], "search.objectives: got 1 objectives"),
+    (["data.name=cifar10"], "data.data_dir: cifar10 is read from disk"),
+    (["attacks=[{name: fgsm, eps: -1}]"], "attacks.0.eps: got -1"),
+    (["model=resnet20"], "model: got 'resnet20'; expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD, ids=[b[1].split(":")[0] for b in BAD])
+def test_bad_config_is_one_clear_line(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_bad_config_exits_2_before_ray_or_mlflow(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("experiment: {name: bad}\nsearch: {num_samples: 0}\n")
+    proc = subprocess.run([CLI, "run", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "robustprune: error: search.num_samples: got 0; allowed: >= 1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # no mlflow.db, no storage folder
+
+
+def test_config_module_does_not_import_ray_or_mlflow():
+    code = ("import sys; from search.config import load_config; load_config(None);"
+            "print(sorted(m for m in ('ray', 'mlflow', 'optuna') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_space_makes_criterion_conditional_on_granularity():
+    cfg = load_config(None, ["model.name=resnet20", "space.granularities=[filter, layer]",
+                             "space.criteria=[l1, lamp, pls_vip]", "space.ratio=[0.3, 0.4]",
+                             "space.iterations=[1, 2]"])
+    study = optuna.create_study(directions=["minimize", "maximize"],
+                                sampler=make_sampler(cfg.search.model_copy(update={"sampler": "random"}), 0))
+    space = SearchSpace(cfg.space)
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        extra = space(trial)
+        g = trial.params["granularity"]
+        assert extra["criterion"] == trial.params[f"criterion_{g}"]
+        assert extra["criterion"] in ({"l1", "lamp", "pls_vip"} if g == "filter" else {"l1", "pls_vip"})
+        assert 0.3 <= trial.params["ratio"] <= 0.4 and trial.params["iterations"] in (1, 2)
+        seen.add((g, extra["criterion"]))
+        study.tell(trial, [trial.params["ratio"], 0.5])
+    assert ("layer", "pls_vip") in seen and ("filter", "lamp") in seen
+
+
+def test_every_sampler_is_buildable():
+    cfg = load_config(None)
+    for name in SAMPLERS:
+        assert isinstance(make_sampler(cfg.search.model_copy(update={"sampler": name}), 0),
+                          optuna.samplers.BaseSampler)

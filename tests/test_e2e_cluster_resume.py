@@ -1,0 +1,112 @@
+"""Distributed and fault-tolerance checks: a simulated 2-node Ray cluster logging to a real
+`mlflow server`, and a search interrupted mid-way then resumed."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+
+from e2e_helpers import CLI, run_cli, search_runs, tiny_config
+from search.config import load_config
+from search.runner import run_search
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("mlflow server did not come up")
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: the group we started
+        proc.wait(timeout=30)
+
+
+def test_search_spreads_over_two_nodes_and_logs_to_mlflow_server(tmp_path, mlflow_server):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    try:
+        cfg = load_config(tiny_config(tmp_path, "cluster", 4, experiment={"tracking_uri": mlflow_server}))
+        outcome = run_search(cfg, address=cluster.address)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert outcome.complete and outcome.finished == 4
+    parent, children = search_runs(mlflow_server, "cluster")
+    assert parent.info.status == "FINISHED" and len(children) == 4
+    used = {c.data.tags["ray_node_id"] for c in children}
+    assert used == {w.node_id for w in workers}  # both worker nodes ran trials; the 0-CPU head none
+    client = MlflowClient(mlflow_server)
+    assert {"model.pt", "metrics.json"} <= {a.path for a in client.list_artifacts(children[0].info.run_id)}
+
+
+def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
+    n = 5
+    cfg = tiny_config(tmp_path, "resume", n, search={"max_concurrent": 1})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(1)
+            try:
+                _, children = search_runs(uri, "resume")
+            except Exception:  # store or experiment not created yet
+                continue
+            if sum(c.info.status == "FINISHED" for c in children) >= 2:
+                break
+        assert proc.poll() is None, "search ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)  # what Ctrl+C does
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert proc.returncode != 0
+    parent, before = search_runs(uri, "resume")
+    assert parent.info.status == "KILLED"  # never left RUNNING
+    finished_before = {c.data.tags["ray_trial_id"] for c in before if c.info.status == "FINISHED"}
+    assert 2 <= len(finished_before) < n
+
+    experiment_path = next((tmp_path / "runs").glob("resume_*"))
+    resumed = run_cli("resume", str(experiment_path), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    parent, after = search_runs(uri, "resume")
+    trial_ids = [c.data.tags["ray_trial_id"] for c in after]
+    assert parent.info.status == "FINISHED"
+    assert len(trial_ids) == len(set(trial_ids)) == n  # no duplicates, nothing missing
+    assert finished_before <= set(trial_ids)
+    assert {c.info.status for c in after} == {"FINISHED"}
+    # finished trials were not rerun: only the remaining ones printed a summary line
+    assert resumed.stdout.count("[robustprune] trial ") == n - len(finished_before)

@@ -36,8 +36,9 @@ def sampled_point(config: dict) -> dict:
 
 
 def _nsga2(settings: SearchSettings, seed: int) -> optuna.samplers.BaseSampler:
-    # Optuna's default population (50) would leave a short search entirely random.
-    population = settings.population_size or max(4, min(50, settings.num_samples // 4))
+    # Optuna's default population (50) would leave a short search entirely random; a tiny
+    # one collapses onto a few repeated points. Two generations at least, when possible.
+    population = settings.population_size or max(8, min(50, settings.num_samples // 2))
     return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
 
 

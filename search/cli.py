@@ -120,7 +120,7 @@ def add_trial_parser(sub) -> None:
 # --------------------------------------------------------------------------- search
 
 
-def _print_outcome(outcome, experiment: str) -> None:
+def _print_outcome(outcome) -> None:
     from .pareto import front_table
 
     state = "finished" if outcome.complete else "stopped early"
@@ -131,7 +131,7 @@ def _print_outcome(outcome, experiment: str) -> None:
     if not outcome.complete:
         print(f"continue with:    robustprune resume {outcome.experiment_path}")
     print(f"open the UI with: robustprune ui --tracking-uri {outcome.tracking_uri}   (MLflow experiment "
-          f"'{experiment}', run {outcome.parent_run_id})")
+          f"'{outcome.experiment_name}', run {outcome.parent_run_id})")
 
 
 def cmd_run(args) -> int:
@@ -141,7 +141,7 @@ def cmd_run(args) -> int:
     from .runner import run_search
 
     outcome = run_search(cfg, address=args.address)
-    _print_outcome(outcome, cfg.experiment.name)
+    _print_outcome(outcome)
     return 0 if outcome.complete else 1
 
 
@@ -152,7 +152,7 @@ def cmd_resume(args) -> int:
         outcome = resume_search(args.experiment_path, address=args.address)
     except FileNotFoundError as e:
         raise UsageError(str(e)) from None
-    _print_outcome(outcome, "")
+    _print_outcome(outcome)
     return 0 if outcome.complete else 1
 
 
@@ -163,8 +163,6 @@ def _tracking_uri(args) -> str:
 
 
 def cmd_pareto(args) -> int:
-    from mlflow.tracking import MlflowClient
-
     from .export import front_rows
     from .pareto import front_table
     from .tracking import find_parent_run
@@ -174,7 +172,7 @@ def cmd_pareto(args) -> int:
         parent = find_parent_run(uri, args.experiment, args.run_id)
     except LookupError as e:
         raise UsageError(str(e)) from None
-    rows = sorted(front_rows(MlflowClient(uri), parent), key=lambda r: -r["robust_acc"])
+    rows = sorted(front_rows(uri, parent), key=lambda r: -r["robust_acc"])
     print(f"Pareto front of '{args.experiment}' (run {parent.info.run_id}, {len(rows)} models):")
     print(front_table(rows))
     return 0

@@ -18,7 +18,7 @@ from torch import nn
 
 from trainables.store import load_model, load_payload, save_model
 
-from .tracking import PARENT_TAG, find_parent_run, run_row
+from .tracking import Tracker, find_parent_run, run_row
 
 
 class NoModelFits(LookupError):
@@ -89,12 +89,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def front_rows(client: MlflowClient, parent) -> list[dict]:
-    runs = client.search_runs(
-        [parent.info.experiment_id],
-        f"tags.`{PARENT_TAG}` = '{parent.info.run_id}' and tags.pareto = 'true' and attributes.status = 'FINISHED'",
-        max_results=50000)
-    return [run_row(r) for r in runs]
+def front_rows(tracking_uri: str, parent) -> list[dict]:
+    """The finished child runs of a search tagged as on its front."""
+    tracker = Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id)
+    return [run_row(r) for r in tracker.child_runs("FINISHED") if r.data.tags.get("pareto") == "true"]
 
 
 def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[str], constraints: Constraints,
@@ -106,7 +104,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
     """
     client = MlflowClient(tracking_uri)
     parent = find_parent_run(tracking_uri, experiment, parent_run_id)
-    chosen = pick(front_rows(client, parent), constraints)
+    chosen = pick(front_rows(tracking_uri, parent), constraints)
     run = client.get_run(chosen["run_id"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ SEARCH_FILE = "robustprune_search.json"  # in the experiment folder: what `resum
 
 @dataclass
 class SearchOutcome:
+    experiment_name: str
     experiment_path: str
     parent_run_id: str
     tracking_uri: str
@@ -163,7 +164,7 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
         r.error is not None or r.checkpoint is not None for r in grid)
     tracker.finish("FINISHED" if complete else "KILLED")
     front = tracker.update_pareto(cfg.search.objectives).front
-    return SearchOutcome(experiment_path, tracker.parent_run_id, tracker.tracking_uri, finished, errored, front,
+    return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri, finished, errored, front,
                          complete)
 
 

@@ -10,12 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from trainables.data import DatasetUnavailable
 
-from .config import ConfigError
+from .config import ConfigError, read_yaml_mapping
 
 EXIT_USAGE = 2
 
@@ -29,23 +28,13 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _read_yaml(path: str) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"config: file not found: {path}")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise UsageError(f"config: {path} must hold a mapping of keys to values")
-    return data
-
-
 # --------------------------------------------------------------------------- trial
 
 
 def _trial_config(args):
     from trainables.config import TrialConfig
 
-    raw = _read_yaml(args.config) if args.config else {}
+    raw = read_yaml_mapping(args.config) if args.config else {}
     for key in ("dataset", "data_dir", "model", "criterion", "granularity", "ratio", "iterations",
                 "seed", "device", "eval_size"):
         value = getattr(args, key)

@@ -123,18 +123,12 @@ class SpaceConfig(Strict):
         open_unit_interval(v.high)
         return v
 
-    @field_validator("iterations")
+    @field_validator("iterations", "finetune_epochs")
     @classmethod
-    def _iterations_positive(cls, v):
-        if v.low < 1:
-            raise ValueError(f"got low {v.low}; allowed: >= 1")
-        return v
-
-    @field_validator("finetune_epochs")
-    @classmethod
-    def _epochs_non_negative(cls, v):
-        if v.low < 0:
-            raise ValueError(f"got low {v.low}; allowed: >= 0")
+    def _low_bound(cls, v, info):
+        minimum = {"iterations": 1, "finetune_epochs": 0}[info.field_name]
+        if v.low < minimum:
+            raise ValueError(f"got low {v.low}; allowed: >= {minimum}")
         return v
 
     @field_validator("criteria")
@@ -253,16 +247,20 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     return pairs
 
 
+def read_yaml_mapping(path: str | os.PathLike) -> dict:
+    """A YAML file's top-level mapping (safe loader); ConfigError if missing or not a mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config: file not found: {path}")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {path} must hold a mapping of keys to values")
+    return data
+
+
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> SearchConfig:
     """Read YAML, apply --set overrides, validate. Raises ConfigError with one line."""
-    raw: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config: file not found: {path}")
-        raw = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config: {path} must hold a mapping of sections")
+    raw = read_yaml_mapping(path) if path is not None else {}
     for key, value in parse_overrides(list(overrides)):
         _set_dotted(raw, key, value)
     try:

@@ -100,3 +100,24 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, field, 
     assert len(lines) == 1, proc.stderr
     assert field in lines[0] and allowed in lines[0], lines[0]
     assert not out.exists()
+
+
+def test_trial_reads_a_yaml_config_and_flags_override_it(tmp_path):
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text("dataset: digits\nmodel: lenet\ncriterion: pls_vip\nratio: 0.6\nbaseline: {epochs: 8}\n"
+                   "attacks: [{name: fgsm, eps: 0.1}, {name: occlusion, params: {size: 3}}]\neval_size: 60\n")
+    proc = run_cli("trial", "--config", str(cfg), "--ratio", "0.3", "--quiet", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["config"]["dataset"] == "digits" and m["config"]["criterion"] == "pls_vip"
+    assert m["config"]["ratio"] == 0.3  # the flag wins over the file
+    assert m["robust_acc"] == min(m["robust_acc_fgsm"], m["robust_acc_occlusion"])
+
+
+def test_trial_config_with_unknown_key_is_refused(tmp_path):
+    cfg = tmp_path / "trial.yaml"
+    cfg.write_text("dataset: digits\nlearning_rate: 0.1\n")
+    proc = run_cli("trial", "--config", str(cfg), "--out", str(tmp_path / "out"), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "robustprune: error: learning_rate: unknown key"
+    assert not (tmp_path / "out").exists()

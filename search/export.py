@@ -13,6 +13,7 @@ from typing import Callable
 
 import mlflow
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 from torch import nn
 
@@ -111,6 +112,8 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         tmp = Path(tmp)
         src = Path(client.download_artifacts(run.info.run_id, "model.pt", str(tmp / "download")))
+        search_config = yaml.safe_load(Path(client.download_artifacts(
+            parent.info.run_id, "config.yaml", str(tmp / "download"))).read_text())
         model = load_model(src)
         example = torch.rand(1, *load_payload(src)["spec"]["input_shape"])
         files = {fmt: FORMATS[fmt](model, example, src, tmp) for fmt in formats}
@@ -123,7 +126,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
         card = {
             "experiment": experiment, "search_run_id": parent.info.run_id, "source_run_id": run.info.run_id,
             "constraints": constraints.describe(), "input_shape": list(example.shape[1:]),
-            "params": dict(run.data.params), "metrics": dict(run.data.metrics),
+            "params": dict(run.data.params), "metrics": dict(run.data.metrics), "search_config": search_config,
             "files": {fmt: {"file": p.name, "sha256": _sha256(p)} for fmt, p in files.items()},
             "registered_model": {"name": name, "version": version.version, "alias": "best"},
         }

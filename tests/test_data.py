@@ -72,3 +72,34 @@ def test_augment_keeps_shape_and_range():
     out = augment_batch(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
     assert not torch.equal(out, x)
+
+
+def _fake_archive(tmp_path):
+    import tarfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_fake_cifar10(src)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return archive
+
+
+def test_download_checks_the_archive_checksum(tmp_path, monkeypatch):
+    """The fetch itself is stubbed (no network here); the md5 check and unpacking are real."""
+    import hashlib
+    import shutil
+
+    from trainables import data
+
+    archive = _fake_archive(tmp_path)
+    monkeypatch.setattr(data.urllib.request, "urlretrieve", lambda url, dst: shutil.copy(archive, dst))
+    target = tmp_path / "data"
+    with pytest.raises(DatasetUnavailable, match="md5"):
+        load_dataset("cifar10", data_dir=str(target), download=True)  # the real md5 does not match the fake
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    entry = data.CIFAR_ARCHIVES["cifar10"]
+    monkeypatch.setitem(data.CIFAR_ARCHIVES, "cifar10", (*entry[:2], md5, *entry[3:]))
+    ds = load_dataset("cifar10", data_dir=str(target), download=True, seed=5)
+    assert len(ds.test) == 10 and ds.shape == (3, 32, 32)

@@ -110,3 +110,40 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert {c.info.status for c in after} == {"FINISHED"}
     # finished trials were not rerun: only the remaining ones printed a summary line
     assert resumed.stdout.count("[robustprune] trial ") == n - len(finished_before)
+
+
+def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):
+    """A real fault: the trial's Ray worker process is killed mid-trial (no retries left)."""
+    import psutil
+
+    cfg = tiny_config(tmp_path, "faults", 2, search={"max_concurrent": 1}, space={"finetune_epochs": 40},
+                      failures={"max_retries": 0})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    killed = None
+    try:
+        deadline = time.time() + 300
+        while killed is None and time.time() < deadline and proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                try:
+                    if child.name().startswith("ray::ImplicitFunc"):
+                        child.kill()
+                        killed = child.pid
+                        break
+                except psutil.NoSuchProcess:
+                    continue
+            time.sleep(0.2)
+        assert killed, "never saw a trial worker"
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    parent, children = search_runs(uri, "faults")
+    assert parent.info.status == "FINISHED"  # the search itself went on and ended
+    statuses = sorted(c.info.status for c in children)
+    assert statuses == ["FAILED", "FINISHED"]
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert failed.data.tags["error"] and failed.data.tags["pareto"] == "false"
+    assert {"criterion", "ratio", "iterations"} <= set(failed.data.params)

@@ -13,13 +13,14 @@ from trainables.train import accuracy
 
 pytestmark = pytest.mark.e2e
 N = 6
+DROP = 0.03  # trials losing more clean accuracy are infeasible: never on the front
 TRIAL_PARAMS = {"criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed"}
 
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("search")
-    cfg = tiny_config(tmp, "e2e", N)
+    cfg = tiny_config(tmp, "e2e", N, search={"max_clean_acc_drop": DROP})
     proc = run_cli("run", str(cfg), cwd=tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -55,12 +56,17 @@ def test_children_hold_params_metrics_and_models(search):
         a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
-def test_pareto_tags_equal_an_independent_sort(search):
+def test_pareto_tags_equal_an_independent_sort_of_feasible_trials(search):
     _, _, _, _, _, children = search
-    pts = [(c.data.metrics["flops"], -c.data.metrics["robust_acc"]) for c in children]
-    for c, p in zip(children, pts):
+    for c in children:
+        m = c.data.metrics
+        assert c.data.tags["feasible"] == ("true" if m["clean_acc_baseline"] - m["clean_acc"] <= DROP else "false")
+    feasible = [c for c in children if c.data.tags["feasible"] == "true"]
+    pts = [(c.data.metrics["flops"], -c.data.metrics["robust_acc"]) for c in feasible]
+    for c, p in zip(feasible, pts):
         dominated = any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)
         assert c.data.tags["pareto"] == ("false" if dominated else "true")
+    assert all(c.data.tags["pareto"] == "false" for c in children if c not in feasible)
     assert any(c.data.tags["pareto"] == "true" for c in children)
 
 
@@ -97,6 +103,7 @@ def test_export_writes_loadable_files_and_registers(search):
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((out / "model_card.json").read_text())
     chosen = next(c for c in front if c.info.run_id == card["source_run_id"])
+    assert card["search_config"]["search"]["num_samples"] == N and card["params"] == chosen.data.params
     assert chosen.data.metrics["flops"] <= budget
     for fmt, entry in card["files"].items():
         import hashlib
@@ -129,3 +136,35 @@ def test_second_search_reuses_the_baseline(search):
     assert "(trained)" in first.stdout and "(reused)" in proc.stdout
     parent, children = search_runs(uri, "e2e")
     assert len(children) == 1 and parent.info.status == "FINISHED"
+
+
+def test_ui_serves_the_store_on_loopback(search):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from e2e_helpers import CLI
+
+    tmp, _, _, uri, _, _ = search
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([CLI, "ui", "--tracking-uri", uri, "--port", str(port)], cwd=tmp,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, body = time.time() + 90, None
+        while body is None and time.time() < deadline and proc.poll() is None:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name"
+                                             "?experiment_name=e2e")
+                body = json.loads(urllib.request.urlopen(req, timeout=2).read())
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "the UI did not answer"
+        assert body["experiment"]["name"] == "e2e"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the UI and its workers: the group we started
+        proc.wait(timeout=30)

@@ -108,3 +108,13 @@ def test_every_sampler_is_buildable():
     for name in SAMPLERS:
         assert isinstance(make_sampler(cfg.search.model_copy(update={"sampler": name}), 0),
                           optuna.samplers.BaseSampler)
+
+
+def test_infeasible_trials_get_the_worst_objective_values():
+    from search.runner import objective_values
+
+    m = {"flops": 10.0, "flops_baseline": 100.0, "robust_acc": 0.6}
+    objectives = {"flops": "min", "robust_acc": "max"}
+    assert objective_values(m, objectives, feasible=True) == {"objective_flops": 10.0, "objective_robust_acc": 0.6}
+    assert objective_values(m, objectives, feasible=False) == {"objective_flops": 100.0,
+                                                               "objective_robust_acc": 0.0}

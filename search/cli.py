@@ -58,10 +58,19 @@ def cmd_trial(args) -> int:
     from trainables.trial import Baseline, evaluate, load_data, run_trial, train_baseline
     from trainables.train import resolve_device
 
+    payload = None
+    if args.baseline:
+        try:
+            payload = load_payload(args.baseline)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"baseline: cannot read {args.baseline}: {e}") from None
+        saved = payload["spec"]["arch"]["name"]
+        if args.model not in (None, saved):
+            raise UsageError(f"model: --baseline holds a '{saved}', not a '{args.model}'; drop --model or match it")
+        args.model = saved
     cfg = _trial_config(args)
     out = Path(args.out)
-    if args.baseline:
-        payload = load_payload(args.baseline)
+    if payload is not None:
         model = model_from_payload(payload)
         baseline = Baseline(payload, evaluate(model, load_data(cfg), cfg, resolve_device(cfg.device)))
     else:

@@ -64,6 +64,16 @@ def test_saved_baseline_is_reused(lenet_trial, tmp_path):
     assert 0 < m["flops_reduction"] < first["flops_reduction"]
 
 
+def test_baseline_file_problems_are_one_line_errors(lenet_trial, tmp_path):
+    out, _ = lenet_trial
+    proc = run_cli("trial", "--baseline", str(out / "baseline.pt"), "--model", "resnet20", "--out", str(tmp_path / "a"))
+    assert proc.returncode == 2 and "model: --baseline holds a 'lenet'" in proc.stderr
+    proc = run_cli("trial", "--baseline", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "b"))
+    assert proc.returncode == 2 and proc.stderr.startswith("robustprune: error: baseline: cannot read")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_resnet20_layer_pruning_from_cli(tmp_path):
     proc = run_cli("trial", "--dataset", "synthetic", "--model", "resnet20", "--granularity", "layer",
                    "--criterion", "pls_vip", "--ratio", "0.5", "--iterations", "1", "--epochs", "1",

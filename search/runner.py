@@ -7,7 +7,6 @@ cluster (`--address auto`) and on the cluster from cluster.yaml.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -150,14 +149,8 @@ def _read_search_file(experiment_path: str) -> dict:
 
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str) -> SearchOutcome:
     """Run the tuner; the parent run never stays RUNNING, whatever happens."""
-    try:
+    with tracker.ending_on_error():
         grid = tuner.fit()
-    except KeyboardInterrupt:
-        tracker.finish("KILLED")
-        raise
-    except BaseException:
-        tracker.finish("FAILED")
-        raise
     errored = sum(r.error is not None for r in grid)
     finished = len(grid) - errored
     complete = len(grid) >= cfg.search.num_samples and all(
@@ -187,20 +180,22 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
     uri = cfg.experiment.resolved_tracking_uri()
     config_doc = cfg.model_dump(mode="json")
     tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics)
-    _write_search_file(experiment_path, {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri,
-                                         "config": config_doc})
-    objectives = cfg.search.objectives
-    searcher = OptunaSearch(space=SearchSpace(cfg.space), metric=[f"objective_{m}" for m in objectives],
-                            mode=list(objectives.values()), sampler=make_sampler(cfg.search, cfg.experiment.seed))
-    tuner = tune.Tuner(
-        _trainable(cfg, baseline),
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
-                                    num_samples=cfg.search.num_samples),
-        run_config=tune.RunConfig(
-            name=name, storage_path=storage,
-            failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
-            callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples)],
-            verbose=int(os.environ.get("ROBUSTPRUNE_TUNE_VERBOSE", "1"))))
+    with tracker.ending_on_error():
+        _write_search_file(experiment_path, {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri,
+                                             "config": config_doc})
+        objectives = cfg.search.objectives
+        searcher = OptunaSearch(space=SearchSpace(cfg.space), metric=[f"objective_{m}" for m in objectives],
+                                mode=list(objectives.values()),
+                                sampler=make_sampler(cfg.search, cfg.experiment.seed))
+        tuner = tune.Tuner(
+            _trainable(cfg, baseline),
+            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
+                                        num_samples=cfg.search.num_samples),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage,
+                failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
+                callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples)],
+                verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
     print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}", flush=True)
     return _fit(tuner, tracker, cfg, experiment_path)
 

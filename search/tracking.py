@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 import time
 from pathlib import Path
@@ -71,14 +72,15 @@ class Tracker:
         run = client.create_run(exp_id, run_name=Path(experiment_path).name,
                                 tags={SEARCH_TAG: "parent", "experiment_path": experiment_path})
         tracker = cls(tracking_uri, exp_id, run.info.run_id)
-        params = [Param(k[:250], v[:6000]) for k, v in flatten(config).items()]
-        for i in range(0, len(params), 100):
-            client.log_batch(run.info.run_id, params=params[i:i + 100])
-        tracker._log_metrics(run.info.run_id, {f"{k}_baseline": v for k, v in
-                                               numeric_metrics(baseline_metrics).items()})
-        with tempfile.TemporaryDirectory() as d:
-            (Path(d) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-            client.log_artifact(run.info.run_id, str(Path(d) / "config.yaml"))
+        with tracker.ending_on_error():
+            params = [Param(k[:250], v[:6000]) for k, v in flatten(config).items()]
+            for i in range(0, len(params), 100):
+                client.log_batch(run.info.run_id, params=params[i:i + 100])
+            tracker._log_metrics(run.info.run_id, {f"{k}_baseline": v for k, v in
+                                                   numeric_metrics(baseline_metrics).items()})
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+                client.log_artifact(run.info.run_id, str(Path(d) / "config.yaml"))
         return tracker
 
     @classmethod
@@ -90,6 +92,18 @@ class Tracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_run_id, status=status)
+
+    @contextmanager
+    def ending_on_error(self):
+        """The parent run never stays RUNNING: KILLED on Ctrl+C, FAILED on any other error."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.finish("KILLED")
+            raise
+        except BaseException:
+            self.finish("FAILED")
+            raise
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)

@@ -179,10 +179,12 @@ def cmd_pareto(args) -> int:
 def cmd_export(args) -> int:
     from .export import FORMATS, Constraints, NoModelFits, export_model
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise UsageError(f"format: unknown '{unknown[0] if unknown else ''}'; allowed: {', '.join(FORMATS)}")
+    from trainables.registry import one_of
+
+    try:
+        formats = [one_of(f.strip(), FORMATS, "format") for f in args.format.split(",")]
+    except ValueError as e:
+        raise UsageError(f"format: {e}") from None
     constraints = Constraints(args.max_flops, args.min_robust_acc, args.min_clean_acc)
     try:
         card = export_model(_tracking_uri(args), args.experiment, Path(args.out), formats, constraints,

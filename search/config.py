@@ -17,6 +17,7 @@ from trainables.config import AttackConfig, Strict, TrainConfig, TrialConfig, op
 from trainables.data import DATASETS
 from trainables.models import MODELS
 from trainables.prune import CRITERIA
+from trainables.registry import one_of
 
 OBJECTIVE_METRICS = {"flops", "macs", "params", "latency_ms", "robust_acc", "clean_acc"}
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -56,9 +57,7 @@ class DataConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset '{v}'; allowed: {', '.join(sorted(DATASETS))}")
-        return v
+        return one_of(v, DATASETS, "dataset")
 
 
 class ModelConfig(Strict):
@@ -67,9 +66,7 @@ class ModelConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        if v not in MODELS:
-            raise ValueError(f"unknown model '{v}'; allowed: {', '.join(sorted(MODELS))}")
-        return v
+        return one_of(v, MODELS, "model")
 
 
 class Range(Strict):
@@ -135,10 +132,7 @@ class SpaceConfig(Strict):
     @classmethod
     def _criteria_known(cls, v):
         known = set().union(*CRITERIA.values())
-        for c in v:
-            if c not in known:
-                raise ValueError(f"unknown criterion '{c}'; allowed: {', '.join(sorted(known))}")
-        return v
+        return [one_of(c, known, "criterion") for c in v]
 
     def criteria_for(self, granularity: str) -> list[str]:
         return [c for c in self.criteria if c in CRITERIA[granularity]]
@@ -158,8 +152,7 @@ class SearchSettings(Strict):
     @classmethod
     def _two_known_objectives(cls, v):
         for k in v:
-            if k not in OBJECTIVE_METRICS:
-                raise ValueError(f"unknown metric '{k}'; allowed: {', '.join(sorted(OBJECTIVE_METRICS))}")
+            one_of(k, OBJECTIVE_METRICS, "metric")
         if len(v) != 2:
             raise ValueError(f"got {len(v)} objectives; allowed: exactly 2 (a cost and an accuracy)")
         return v

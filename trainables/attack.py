@@ -17,6 +17,7 @@ import torchattacks
 from torch import nn
 
 from .data import Split
+from .registry import one_of
 
 
 class Occlusion(torchattacks.attack.Attack):
@@ -101,9 +102,7 @@ def _within_l2_budget(adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.T
 
 
 def make_attack(model: nn.Module, spec: AttackSpec, num_classes: int, seed: int) -> torchattacks.attack.Attack:
-    if spec.name not in ATTACKS:
-        raise ValueError(f"attacks: unknown '{spec.name}'; allowed: {', '.join(sorted(ATTACKS))}")
-    return ATTACKS[spec.name].make(model, spec, num_classes, seed)
+    return ATTACKS[one_of(spec.name, ATTACKS, "attack")].make(model, spec, num_classes, seed)
 
 
 def adversarial_examples(model: nn.Module, spec: AttackSpec, x: torch.Tensor, y: torch.Tensor,

@@ -13,13 +13,8 @@ from .attack import ATTACKS, AttackSpec
 from .data import DATASETS, cifar_missing_files
 from .models import MODELS, MODELS_WITH_REMOVABLE_BLOCKS
 from .prune import CRITERIA, PruneSettings
+from .registry import one_of
 from .train import TrainSettings
-
-
-def _allowed(value: str, registry, field: str) -> str:
-    if value not in registry:
-        raise ValueError(f"unknown {field} '{value}'; allowed: {', '.join(sorted(registry))}")
-    return value
 
 
 def open_unit_interval(v: float) -> float:
@@ -54,7 +49,7 @@ class AttackConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        return _allowed(v, ATTACKS, "attack")
+        return one_of(v, ATTACKS, "attack")
 
     @model_validator(mode="after")
     def _params_fit(self):
@@ -97,12 +92,12 @@ class TrialConfig(Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v):
-        return _allowed(v, DATASETS, "dataset")
+        return one_of(v, DATASETS, "dataset")
 
     @field_validator("model")
     @classmethod
     def _model(cls, v):
-        return _allowed(v, MODELS, "model")
+        return one_of(v, MODELS, "model")
 
     @field_validator("device")
     @classmethod
@@ -115,7 +110,7 @@ class TrialConfig(Strict):
     @classmethod
     def _criterion(cls, v, info):
         granularity = info.data.get("granularity", "filter")
-        return _allowed(v, CRITERIA[granularity], f"{granularity} criterion")
+        return one_of(v, CRITERIA[granularity], f"{granularity} criterion")
 
     @field_validator("granularity")
     @classmethod

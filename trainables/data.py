@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .registry import one_of
+
 
 class DatasetUnavailable(ValueError):
     """The dataset's files are missing or corrupt; the message says where to put them."""
@@ -180,8 +182,7 @@ _CACHE: dict[tuple, Dataset] = {}
 def load_dataset(name: str, seed: int = 0, data_dir: str | None = None, download: bool = False,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, **options) -> Dataset:
     """Load a registered dataset with seeded train/val/test splits (cached per process)."""
-    if name not in DATASETS:
-        raise ValueError(f"dataset: unknown '{name}'; allowed: {', '.join(sorted(DATASETS))}")
+    one_of(name, DATASETS, "dataset")
     key = (name, seed, data_dir, val_fraction, test_fraction, tuple(sorted(options.items())))
     if key in _CACHE:
         return _CACHE[key]

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .registry import one_of
+
 
 class Normalize(nn.Module):
     def __init__(self, mean, std):
@@ -171,9 +173,8 @@ MODELS_WITH_REMOVABLE_BLOCKS = {"resnet20", "resnet32", "resnet56", "resnet110",
 
 
 def build_model(name: str, in_channels: int, num_classes: int, mean, std) -> nn.Module:
-    if name not in MODELS:
-        raise ValueError(f"model: unknown '{name}'; allowed: {', '.join(sorted(MODELS))}")
-    return MODELS[name](in_channels=in_channels, num_classes=num_classes, mean=list(mean), std=list(std))
+    make = MODELS[one_of(name, MODELS, "model")]
+    return make(in_channels=in_channels, num_classes=num_classes, mean=list(mean), std=list(std))
 
 
 def removable_blocks(model: nn.Module) -> dict[str, nn.Module]:

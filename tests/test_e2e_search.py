@@ -117,6 +117,13 @@ def test_export_writes_loadable_files_and_registers(search):
     client = MlflowClient(uri)
     version = client.get_model_version_by_alias("e2e-pruned", "best")
     assert str(version.version) == str(card["registered_model"]["version"])
+    # the registered mlflow.pytorch model is the same network as the exported files
+    import mlflow.pytorch
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    registered = mlflow.pytorch.load_model("models:/e2e-pruned@best").eval()
+    x = test.x[:16]
+    assert torch.allclose(registered(x), scripted(x), atol=1e-5)
 
 
 def test_export_with_no_fitting_model_fails_cleanly(search):

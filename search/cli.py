@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from trainables.config import format_validation_error
 from trainables.data import DatasetUnavailable
 
 from .config import ConfigError, read_yaml_mapping
@@ -266,8 +267,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robustprune: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except ValidationError as e:
-        from trainables.config import format_validation_error
-
         print(f"robustprune: error: {format_validation_error(e)}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as e:

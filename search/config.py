@@ -13,7 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from trainables.config import AttackConfig, Strict, TrainConfig, TrialConfig, open_unit_interval
+from trainables.config import (AttackConfig, Strict, TrainConfig, TrialConfig, format_validation_error,
+                               open_unit_interval)
 from trainables.data import DATASETS
 from trainables.models import MODELS
 from trainables.prune import CRITERIA
@@ -209,12 +210,11 @@ class SearchConfig(Strict):
                 ratio=sampled["ratio"], iterations=sampled["iterations"],
                 global_pruning=self.space.global_pruning, finetune=finetune, attacks=self.attacks)
         except ValidationError as e:
-            from trainables.config import format_validation_error
-
             line = format_validation_error(e)
             field = line.split(":")[0]
             where = {"granularity": "space.granularities", "criterion": "space.criteria",
-                     "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name"}
+                     "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name",
+                     "device": "experiment.device"}
             raise ValueError(f"{where.get(field, field)}{line[len(field):]}") from None
 
 
@@ -259,6 +259,4 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Se
     try:
         return SearchConfig.model_validate(raw)
     except ValidationError as e:
-        from trainables.config import format_validation_error
-
         raise ConfigError(format_validation_error(e)) from None

@@ -56,6 +56,7 @@ BAD = [
     (["data.name=cifar10"], "data.data_dir: cifar10 is read from disk"),
     (["attacks=[{name: fgsm, eps: -1}]"], "attacks.0.eps: got -1"),
     (["model=resnet20"], "model: got 'resnet20'; expected a mapping"),
+    (["experiment.device=tpu"], "experiment.device: unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:N"),
 ]
 
 

@@ -168,8 +168,9 @@ _TYPE_NAMES = {"int_parsing": "an integer", "float_parsing": "a number", "bool_p
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """The first error as one line: 'field.path: message'."""
+def format_validation_error(err: ValidationError) -> str:
+    """The first error as one line: 'field.path: message' (model-level checks, which have
+    no location, already start with their field name)."""
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
@@ -186,7 +187,4 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
         msg = f"got {e.get('input')!r}; allowed: characters matching {e['ctx']['pattern']}"
     elif e["type"] == "too_short":
         msg = "must not be empty"
-    field = f"{prefix}{loc}" if loc else prefix.rstrip(".")
-    if ":" in msg.split(" ")[0]:  # model-level checks already start with their field name
-        return f"{prefix}{msg}"
-    return f"{field}: {msg}" if field else msg
+    return f"{loc}: {msg}" if loc else msg

@@ -18,7 +18,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import yaml
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from . import pareto

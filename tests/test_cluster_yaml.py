@@ -1,6 +1,7 @@
 import copy
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
@@ -18,8 +19,8 @@ def test_validator_would_catch_a_broken_copy():
     with pytest.raises(ValueError):
         validate_config(prepare_config(broken))
     broken = copy.deepcopy(CLUSTER)
-    broken["head_node_tpye"] = broken.pop("head_node_type")
-    with pytest.raises(Exception):
+    broken["head_node_tpye"] = broken.pop("head_node_type")  # misspelt key: the schema refuses it
+    with pytest.raises(jsonschema.ValidationError):
         validate_config(prepare_config(broken))
 
 

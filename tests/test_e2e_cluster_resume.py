@@ -41,7 +41,7 @@ def mlflow_server(tmp_path):
                     break
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("mlflow server did not come up")
+                    raise RuntimeError("mlflow server did not come up") from None
                 time.sleep(0.5)
         yield uri
     finally:

@@ -2,7 +2,6 @@
 import itertools
 import json
 
-import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient

@@ -108,6 +108,9 @@ class TrialLogger(tune.Callback):
         with trial.checkpoint.as_directory() as d:
             metrics = json.loads((Path(d) / "metrics.json").read_text())
             run_id = self.tracker.log_trial(trial.trial_id, self._params(trial), metrics, Path(d), tags)
+        if run_id is None:
+            print(f"[robustprune] already logged: trial {trial.trial_id} (kept its MLflow run)", flush=True)
+            return
         state = self.tracker.update_pareto(self.objectives)
         on_front = any(r["run_id"] == run_id for r in state.front)
         p = self._params(trial)

@@ -110,6 +110,7 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert {c.info.status for c in after} == {"FINISHED"}
     # finished trials were not rerun: only the remaining ones printed a summary line
     assert resumed.stdout.count("[robustprune] trial ") == n - len(finished_before)
+    assert "already logged" not in resumed.stdout
 
 
 def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):

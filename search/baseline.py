@@ -10,41 +10,35 @@ from __future__ import annotations
 import io
 import json
 
-import pyarrow.fs
 import ray
 import torch
 
 from trainables.config import TrialConfig
 from trainables.trial import Baseline, baseline_key, train_baseline
 
+from .storage import read_bytes, write_bytes
 
-def _fs_and_dir(storage_path: str, key: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    fs, root = pyarrow.fs.FileSystem.from_uri(storage_path)
-    return fs, f"{root.rstrip('/')}/baselines/{key}"
+
+def _folder(storage_path: str, cfg: TrialConfig) -> str:
+    return f"{storage_path.rstrip('/')}/baselines/{baseline_key(cfg)}"
 
 
 def load_cached(storage_path: str, cfg: TrialConfig) -> Baseline | None:
-    fs, folder = _fs_and_dir(storage_path, baseline_key(cfg))
-    if fs.get_file_info(f"{folder}/metrics.json").type == pyarrow.fs.FileType.NotFound:
+    folder = _folder(storage_path, cfg)
+    metrics = read_bytes(folder, "metrics.json")
+    if metrics is None:
         return None
-    with fs.open_input_stream(f"{folder}/model.pt") as f:
-        payload = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-    with fs.open_input_stream(f"{folder}/metrics.json") as f:
-        metrics = json.loads(f.read())
-    return Baseline(payload, metrics)
+    payload = torch.load(io.BytesIO(read_bytes(folder, "model.pt")), map_location="cpu", weights_only=True)
+    return Baseline(payload, json.loads(metrics))
 
 
-def save(storage_path: str, cfg: TrialConfig, baseline: Baseline) -> str:
+def save(storage_path: str, cfg: TrialConfig, baseline: Baseline) -> None:
     """model.pt first, metrics.json last: metrics.json marks a complete cache entry."""
-    fs, folder = _fs_and_dir(storage_path, baseline_key(cfg))
-    fs.create_dir(folder, recursive=True)
+    folder = _folder(storage_path, cfg)
     buf = io.BytesIO()
     torch.save(baseline.payload, buf)
-    with fs.open_output_stream(f"{folder}/model.pt") as f:
-        f.write(buf.getvalue())
-    with fs.open_output_stream(f"{folder}/metrics.json") as f:
-        f.write(json.dumps(baseline.metrics, indent=2).encode())
-    return folder
+    write_bytes(folder, "model.pt", buf.getvalue())
+    write_bytes(folder, "metrics.json", json.dumps(baseline.metrics, indent=2).encode())
 
 
 def get_baseline(storage_path: str, cfg: TrialConfig, cpus: float, gpus: float) -> tuple[Baseline, bool]:

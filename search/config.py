@@ -138,6 +138,12 @@ class SpaceConfig(Strict):
     def criteria_for(self, granularity: str) -> list[str]:
         return [c for c in self.criteria if c in CRITERIA[granularity]]
 
+    def corner(self, granularity: str) -> dict[str, Any]:
+        """The space's lowest point for a granularity (its first fitting criterion)."""
+        return {"granularity": granularity, "criterion": self.criteria_for(granularity)[0],
+                "ratio": self.ratio.low, "iterations": self.iterations.low,
+                "finetune_epochs": self.finetune_epochs.low}
+
 
 class SearchSettings(Strict):
     num_samples: int = Field(16, ge=1)
@@ -193,9 +199,7 @@ class SearchConfig(Strict):
                              f"{self.space.granularities}")
         # one trial config per corner of the space catches model/granularity/data problems now
         for g in self.space.granularities:
-            self.trial_config({"granularity": g, "criterion": self.space.criteria_for(g)[0],
-                               "ratio": self.space.ratio.low, "iterations": self.space.iterations.low,
-                               "finetune_epochs": self.space.finetune_epochs.low})
+            self.trial_config(self.space.corner(g))
         return self
 
     def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:

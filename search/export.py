@@ -17,7 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from trainables.store import load_model, load_payload, save_model
+from trainables.store import load_payload, model_from_payload, save_model
 
 from .tracking import Tracker, find_parent_run, run_row
 
@@ -55,16 +55,16 @@ def pick(front: list[dict], constraints: Constraints) -> dict:
 
 
 # --------------------------------------------------------------------------- formats
-# Each writer gets (model, example input, payload, target folder) and returns its file.
+# Each writer gets (model, example input, the model file's payload, target folder) and returns its file.
 
 
-def _torchscript(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path:
+def _torchscript(model: nn.Module, example: torch.Tensor, payload: dict, out: Path) -> Path:
     path = out / "model.torchscript.pt"
     torch.jit.trace(model, example).save(str(path))
     return path
 
 
-def _onnx(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path:
+def _onnx(model: nn.Module, example: torch.Tensor, payload: dict, out: Path) -> Path:
     """One self-contained .onnx file (weights inline), dynamic batch size."""
     path = out / "model.onnx"
     torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
@@ -72,14 +72,14 @@ def _onnx(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path
     return path
 
 
-def _state_dict(model: nn.Module, example: torch.Tensor, src: Path, out: Path) -> Path:
+def _state_dict(model: nn.Module, example: torch.Tensor, payload: dict, out: Path) -> Path:
     """The safe robustprune format: state_dict + architecture spec (trainables.store.load_model)."""
     path = out / "model.pt"
-    save_model(model, load_payload(src)["spec"], path)
+    save_model(model, payload["spec"], path)
     return path
 
 
-FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, Path, Path], Path]] = {
+FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, dict, Path], Path]] = {
     "torchscript": _torchscript,
     "onnx": _onnx,
     "state_dict": _state_dict,
@@ -114,9 +114,10 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
         src = Path(client.download_artifacts(run.info.run_id, "model.pt", str(tmp / "download")))
         search_config = yaml.safe_load(Path(client.download_artifacts(
             parent.info.run_id, "config.yaml", str(tmp / "download"))).read_text())
-        model = load_model(src)
-        example = torch.rand(1, *load_payload(src)["spec"]["input_shape"])
-        files = {fmt: FORMATS[fmt](model, example, src, tmp) for fmt in formats}
+        payload = load_payload(src)
+        model = model_from_payload(payload)
+        example = torch.rand(1, *payload["spec"]["input_shape"])
+        files = {fmt: FORMATS[fmt](model, example, payload, tmp) for fmt in formats}
         name = registered_name or f"{experiment}-pruned"
         mlflow.set_tracking_uri(tracking_uri)  # register_model reads the fluent URIs
         mlflow.set_registry_uri(tracking_uri)

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.fs
 import ray
 import torch
 from ray import tune
@@ -26,6 +25,7 @@ from .baseline import get_baseline
 from .config import SearchConfig
 from .pareto import ACCURACY_METRICS
 from .space import SearchSpace, make_sampler, sampled_point
+from .storage import read_bytes, write_bytes
 from .tracking import Tracker
 
 SEARCH_FILE = "robustprune_search.json"  # in the experiment folder: what `resume` needs
@@ -134,20 +134,12 @@ def _trainable(cfg: SearchConfig, baseline: Baseline):
                                            "gpu": cfg.resources.gpus_per_trial})
 
 
-def _write_search_file(experiment_path: str, doc: dict) -> None:
-    fs, path = pyarrow.fs.FileSystem.from_uri(experiment_path)
-    fs.create_dir(path, recursive=True)
-    with fs.open_output_stream(f"{path}/{SEARCH_FILE}") as f:
-        f.write(json.dumps(doc, indent=2).encode())
-
-
 def _read_search_file(experiment_path: str) -> dict:
-    fs, path = pyarrow.fs.FileSystem.from_uri(experiment_path)
-    if fs.get_file_info(f"{path}/{SEARCH_FILE}").type == pyarrow.fs.FileType.NotFound:
+    data = read_bytes(experiment_path, SEARCH_FILE)
+    if data is None:
         raise FileNotFoundError(f"experiment_path: no {SEARCH_FILE} in {experiment_path}; "
                                 "pass the folder that `robustprune run` printed")
-    with fs.open_input_stream(f"{path}/{SEARCH_FILE}") as f:
-        return json.loads(f.read())
+    return json.loads(data)
 
 
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str) -> SearchOutcome:
@@ -165,9 +157,7 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
 
 
 def _baseline_for(cfg: SearchConfig) -> tuple[Baseline, bool]:
-    template = cfg.trial_config({"granularity": cfg.space.granularities[0],
-                                 "criterion": cfg.space.criteria_for(cfg.space.granularities[0])[0],
-                                 "ratio": cfg.space.ratio.low, "iterations": 1, "finetune_epochs": 0})
+    template = cfg.trial_config(cfg.space.corner(cfg.space.granularities[0]))  # the baseline key ignores pruning
     return get_baseline(cfg.experiment.resolved_storage_path(), template, cfg.resources.cpus_per_trial,
                         cfg.resources.gpus_per_trial)
 
@@ -184,8 +174,8 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
     config_doc = cfg.model_dump(mode="json")
     tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics)
     with tracker.ending_on_error():
-        _write_search_file(experiment_path, {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri,
-                                             "config": config_doc})
+        write_bytes(experiment_path, SEARCH_FILE, json.dumps(
+            {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri, "config": config_doc}, indent=2).encode())
         objectives = cfg.search.objectives
         searcher = OptunaSearch(space=SearchSpace(cfg.space), metric=[f"objective_{m}" for m in objectives],
                                 mode=list(objectives.values()),

@@ -178,8 +178,8 @@ class Tracker:
         baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items()
                     if k.endswith("_baseline")}
         runs = [r for r in self.child_runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
-        feasible = [r for r in runs if r.data.tags.get("feasible", "true") == "true"]
-        rows = [run_row(r) for r in feasible]
+        all_rows = [run_row(r) for r in runs]
+        rows = [row for row, r in zip(all_rows, runs) if r.data.tags.get("feasible", "true") == "true"]
         front_ids: set[str] = set()
         hv = 0.0
         if rows:
@@ -195,7 +195,6 @@ class Tracker:
         self._log_metrics(self.parent_run_id, {"hypervolume": hv, "finished_trials": len(runs),
                                                "pareto_size": len(front_ids)}, step=len(runs))
         front = sorted((row for row in rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
-        all_rows = [run_row(r) for r in runs]
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
             if all_rows:

@@ -33,11 +33,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _trial_config(args):
+    from trainables.attacks import ATTACKS
     from trainables.config import TrialConfig
 
     raw = read_yaml_mapping(args.config) if args.config else {}
     for key in ("dataset", "data_dir", "model", "criterion", "granularity", "ratio", "iterations",
-                "seed", "device", "eval_size"):
+                "seed", "device", "val_size", "eval_size", "test_size"):
         value = getattr(args, key)
         if value is not None:
             raw[key] = value
@@ -50,13 +51,23 @@ def _trial_config(args):
     if args.attacks is not None:
         raw["attacks"] = [{"name": n.strip()} for n in args.attacks.split(",") if n.strip()]
     if args.eps is not None:
-        raw["attacks"] = [{**a, "eps": args.eps} for a in raw.get("attacks", [{"name": "fgsm"}, {"name": "pgd"}])]
+        raw["attacks"] = [{**a, "eps": args.eps} if ATTACKS.get(a.get("name")) and ATTACKS[a["name"]].uses_eps
+                          else a for a in raw.get("attacks", [{"name": "fgsm"}, {"name": "pgd"}])]
+    if args.eps_grid is not None:
+        raw["eps_grid"] = args.eps_grid
     return TrialConfig.model_validate(raw)
+
+
+def _number_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
 
 
 def cmd_trial(args) -> int:
     from trainables.store import load_payload, model_from_payload, save_model
-    from trainables.trial import Baseline, evaluate, load_data, run_trial, train_baseline
+    from trainables.trial import Baseline, evaluate, final_evaluation, load_data, run_trial, train_baseline
     from trainables.train import resolve_device
 
     payload = None
@@ -71,19 +82,24 @@ def cmd_trial(args) -> int:
         args.model = saved
     cfg = _trial_config(args)
     out = Path(args.out)
+    data, device = load_data(cfg), resolve_device(cfg.device)
     if payload is not None:
         model = model_from_payload(payload)
-        baseline = Baseline(payload, evaluate(model, load_data(cfg), cfg, resolve_device(cfg.device)))
+        baseline = Baseline(payload, evaluate(model, data, cfg, device))
     else:
         print(f"training baseline {cfg.model} on {cfg.dataset} ({cfg.baseline.epochs} epochs)...", file=sys.stderr)
         baseline = train_baseline(cfg, quiet=args.quiet)
     result = run_trial(cfg, baseline, quiet=args.quiet)
+    # the test split, measured once at the end, for the pruned model and its baseline
+    result.metrics.update(final_evaluation(result.model, data, cfg, device))
+    result.metrics.update({f"{k}_baseline": v for k, v in
+                           final_evaluation(baseline.model(), data, cfg, device).items()})
     # Files are written only once everything succeeded; each write is atomic.
     out.mkdir(parents=True, exist_ok=True)
     save_model(result.model, result.spec, out / "model.pt")
     if not args.baseline:
         save_model(baseline.model(), baseline.payload["spec"], out / "baseline.pt")
-    doc = {**result.metrics, "config": cfg.model_dump(mode="json")}
+    doc = {**result.metrics, **cfg.records(), "config": cfg.model_dump(mode="json")}
     tmp = out / ".metrics.json.tmp"
     tmp.write_text(json.dumps(doc, indent=2))
     tmp.replace(out / "metrics.json")
@@ -109,7 +125,10 @@ def add_trial_parser(sub) -> None:
     p.add_argument("--finetune-epochs", dest="finetune_epochs", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--eval-size", dest="eval_size", type=int)
+    p.add_argument("--val-size", dest="val_size", type=int, help="validation images held out of training")
+    p.add_argument("--eval-size", dest="eval_size", type=int, help="validation images the attacks run on")
+    p.add_argument("--test-size", dest="test_size", type=int, help="test images of the final evaluation (default all)")
+    p.add_argument("--eps-grid", dest="eps_grid", type=_number_list, help="robustness curve, e.g. 0,0.05,0.1")
     p.add_argument("--baseline", help="a trained baseline model.pt to prune instead of training one")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="output folder for metrics.json and model.pt")

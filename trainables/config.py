@@ -5,12 +5,12 @@ field and the allowed values, so the CLI can print it as one line and exit 2.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .attack import ATTACKS, AttackSpec
-from .data import DATASETS, cifar_missing_files
+from .attacks import ATTACKS, AttackSpec, full_strength
+from .data import DATASETS, check_val_size, cifar_missing_files
 from .models import MODELS, MODELS_WITH_REMOVABLE_BLOCKS
 from .prune import CRITERIA, PruneSettings
 from .registry import one_of
@@ -40,11 +40,12 @@ class TrainConfig(Strict):
 
 
 class AttackConfig(Strict):
+    """One attack as configured; `spec()` resolves it (default eps, every parameter)."""
     name: str
-    eps: float | None = Field(None, ge=0, description="pixel units; default: the dataset's usual eps")
+    eps: float | None = Field(None, ge=0, description="pixel units; default: the dataset's usual eps (L-inf)")
     alpha: float | None = Field(None, gt=0)
-    steps: int = Field(10, ge=1)
-    params: dict[str, float | int | str] = Field(default_factory=dict)
+    steps: int | None = Field(None, ge=1, description="default: the attack's strong default")
+    params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -53,15 +54,39 @@ class AttackConfig(Strict):
 
     @model_validator(mode="after")
     def _params_fit(self):
-        allowed = ATTACKS[self.name].allowed_params
-        unknown = sorted(set(self.params) - allowed)
-        if unknown:
-            raise ValueError(f"unknown param '{unknown[0]}' for {self.name}; allowed: "
-                             f"{', '.join(sorted(allowed)) or 'none'}")
+        info = ATTACKS[self.name]
+        if self.eps is not None and not info.uses_eps:
+            raise ValueError(f"eps: {self.name} has no eps budget; set its params "
+                             f"({', '.join(info.params.model_fields)}) instead")
+        if self.eps is not None and info.norm == "linf" and self.eps > 1:
+            raise ValueError(f"eps: got {self.eps}; allowed: 0..1 for {self.name} (pixel units, images in [0, 1])")
+        self.resolved_params()
         return self
 
-    def spec(self) -> AttackSpec:
-        return AttackSpec(self.name, self.eps, self.alpha, self.steps, dict(self.params))
+    def resolved_params(self) -> dict:
+        """Every parameter of the attack: the attack's defaults, then what was set here."""
+        info = ATTACKS[self.name]
+        top = {k: v for k, v in (("steps", self.steps), ("alpha", self.alpha)) if v is not None}
+        try:
+            return info.params.model_validate({**self.params, **top}).model_dump()
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else ""
+            field = key if key in top else f"params.{key}"
+            if err["type"] == "extra_forbid":
+                raise ValueError(f"{field}: unknown for {self.name}; allowed: "
+                                 f"{', '.join(info.params.model_fields) or 'none'}") from None
+            raise ValueError(f"{field}{format_validation_error(e)[len(key):]}") from None
+
+    def spec(self, default_eps: float) -> AttackSpec:
+        """Resolved: L-inf attacks without an eps get the dataset's default."""
+        norm = ATTACKS[self.name].norm
+        eps = default_eps if self.eps is None and norm == "linf" else self.eps
+        return AttackSpec(self.name, eps, self.resolved_params())
+
+    def at_full_strength(self) -> "AttackConfig":
+        """Same attack and budget, every effort knob (steps, restarts, stride ...) at least its strong default."""
+        return AttackConfig(name=self.name, eps=self.eps, params=full_strength(self.name, self.resolved_params()))
 
 
 class TrialConfig(Strict):
@@ -69,7 +94,8 @@ class TrialConfig(Strict):
     dataset: str = "mnist5k"
     data_dir: str | None = None
     download: bool = False
-    eval_size: int = Field(500, ge=1, description="size of the seeded subset attacks are run on")
+    val_size: int | None = Field(None, ge=1, description="validation images held out of training; default 10%")
+    eval_size: int = Field(500, ge=1, description="seeded validation subset the attacks run on")
     calib_size: int = Field(256, ge=2, description="calibration batch for activation criteria")
     # model and its training
     model: str = "lenet"
@@ -88,6 +114,11 @@ class TrialConfig(Strict):
     attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
                                                                  AttackConfig(name="pgd")], min_length=1)
     latency_repeats: int = Field(30, ge=1)
+    # final evaluation on the test split (never used for selection)
+    test_size: int | None = Field(None, ge=1, description="seeded test subset; default: the whole test split")
+    final_attacks: list[AttackConfig] | None = Field(None, min_length=1, description="default: attacks")
+    eps_grid: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=list, description="eps values of the robustness curve (L-inf attacks of the final suite)")
 
     @field_validator("dataset")
     @classmethod
@@ -126,14 +157,22 @@ class TrialConfig(Strict):
     def _ratio(cls, v):
         return open_unit_interval(v)
 
-    @field_validator("attacks")
+    @field_validator("attacks", "final_attacks")
     @classmethod
     def _unique_attacks(cls, v):
-        names = [a.name for a in v]
+        names = [a.name for a in v or []]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"attack '{dup[0]}' listed twice; each attack may appear once")
         return v
+
+    @model_validator(mode="after")
+    def _val_split_fits(self):
+        try:
+            check_val_size(self.dataset, self.val_size)
+        except ValueError as e:
+            raise ValueError(f"val_size: {e}") from None
+        return self
 
     @model_validator(mode="after")
     def _data_available(self):
@@ -148,15 +187,28 @@ class TrialConfig(Strict):
         return self
 
     def attack_specs(self) -> list[AttackSpec]:
-        """Attacks with the dataset's default eps filled in for L-inf attacks left without one."""
-        default = DATASETS[self.dataset].default_eps
-        specs = []
-        for a in self.attacks:
-            s = a.spec()
-            if s.eps is None and ATTACKS[s.name].norm == "linf":
-                s = AttackSpec(s.name, default, s.alpha, s.steps, s.params)
-            specs.append(s)
-        return specs
+        """The selection suite, resolved (validation split)."""
+        return [a.spec(DATASETS[self.dataset].default_eps) for a in self.attacks]
+
+    def final_attack_specs(self) -> list[AttackSpec]:
+        """The final suite, resolved (test split)."""
+        return [a.spec(DATASETS[self.dataset].default_eps) for a in self.final_attacks or self.attacks]
+
+    def seeds(self) -> dict[str, int]:
+        """Every seed a trial uses, by purpose (one place, so records match what ran)."""
+        s = self.seed
+        return {"splits": s, "training": s, "calibration": s + 1, "eval_subset": s, "test_subset": s,
+                "attacks": s, "finetune": s + 100}
+
+    def records(self) -> dict:
+        """What a reader needs to know what was measured: resolved attacks, split sizes, seeds."""
+        sizes = DATASETS[self.dataset].split_sizes(self.val_size)
+        sizes.update(eval=min(self.eval_size, sizes["val"]), test_eval=min(self.test_size or sizes["test"],
+                                                                          sizes["test"]),
+                     calibration=min(self.calib_size, sizes["train"]))
+        return {"attacks": [s.record() for s in self.attack_specs()],
+                "final_attacks": [s.record() for s in self.final_attack_specs()],
+                "eps_grid": list(self.eps_grid), "splits": sizes, "seeds": self.seeds()}
 
     def prune_settings(self) -> PruneSettings:
         return PruneSettings(self.granularity, self.criterion, self.ratio, self.iterations, self.global_pruning)

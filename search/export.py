@@ -127,7 +127,9 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
         card = {
             "experiment": experiment, "search_run_id": parent.info.run_id, "source_run_id": run.info.run_id,
             "constraints": constraints.describe(), "input_shape": list(example.shape[1:]),
-            "params": dict(run.data.params), "metrics": dict(run.data.metrics), "search_config": search_config,
+            "params": dict(run.data.params), "metrics": dict(run.data.metrics),
+            "test_robustness_curve": Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id)
+            .robustness_curve(run.info.run_id), "search_config": search_config,
             "files": {fmt: {"file": p.name, "sha256": _sha256(p)} for fmt, p in files.items()},
             "registered_model": {"name": name, "version": version.version, "alias": "best"},
         }

@@ -81,7 +81,8 @@ def hypervolume_2d(points: np.ndarray, ref: np.ndarray) -> float:
 # --------------------------------------------------------------------------- reports
 
 FRONT_COLUMNS = ["run_id", "trial_id", "criterion", "granularity", "ratio", "iterations", "flops",
-                 "flops_reduction", "params", "clean_acc", "robust_acc", "latency_ms"]
+                 "flops_reduction", "params", "clean_acc", "robust_acc", "test_clean_acc", "test_robust_acc",
+                 "latency_ms"]
 
 
 def front_csv(rows: list[dict]) -> str:
@@ -93,9 +94,10 @@ def front_csv(rows: list[dict]) -> str:
 
 
 def front_table(rows: list[dict]) -> str:
-    """Fixed-width text table of the front, best robust accuracy first."""
+    """Fixed-width text table of the front, best robust accuracy first. clean_acc / robust_acc
+    are validation (what the front was selected on); test_* come from the final evaluation."""
     cols = ["criterion", "granularity", "ratio", "iterations", "flops_reduction", "clean_acc", "robust_acc",
-            "run_id"]
+            "test_clean_acc", "test_robust_acc", "run_id"]
 
     def fmt(v):
         return f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -158,3 +160,25 @@ def plot_html(rows: list[dict], front_ids: set[str], objectives: dict[str, str],
                                  marker={"symbol": "star", "size": 14, "color": "black"}))
     fig.update_layout(xaxis_title=x_key, yaxis_title=y_key, title="robustprune Pareto front")
     fig.write_html(path, include_plotlyjs=True, full_html=True)
+
+
+def plot_robustness_curves(curves: dict[str, list[tuple[float, float]]], path) -> None:
+    """Test robust accuracy against eps, one line per model (the baseline dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for label, points in curves.items():
+        eps, acc = zip(*points)
+        ax.plot(eps, acc, "k--*" if label == "baseline" else "o-", label=label)
+    ax.set_xlabel("eps (pixel units, L-inf)")
+    ax.set_ylabel("test robust accuracy (worst case over attacks)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Robustness curves of the Pareto front (test split)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

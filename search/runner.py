@@ -23,6 +23,7 @@ from trainables.trial import Baseline, run_trial
 
 from .baseline import get_baseline
 from .config import SearchConfig
+from .final_eval import evaluate_front
 from .pareto import ACCURACY_METRICS
 from .space import SearchSpace, make_sampler, sampled_point
 from .storage import read_bytes, write_bytes
@@ -69,13 +70,14 @@ def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None
     """Ray Tune function trainable: one trial, reported once with its pruned model."""
     cfg = SearchConfig.model_validate(search_config)
     torch.set_num_threads(max(1, int(cfg.resources.cpus_per_trial)))
-    result = run_trial(cfg.trial_config(sampled_point(config)), baseline)
-    m = result.metrics
+    trial_cfg = cfg.trial_config(sampled_point(config))
+    result = run_trial(trial_cfg, baseline)
+    m = result.metrics  # validation only: the test split is measured after the search, for the front
     drop = cfg.search.max_clean_acc_drop
     feasible = drop is None or m["clean_acc_baseline"] - m["clean_acc"] <= drop
     with tempfile.TemporaryDirectory() as d:
         save_model(result.model, result.spec, Path(d) / "model.pt")
-        (Path(d) / "metrics.json").write_text(json.dumps(m, indent=2))
+        (Path(d) / "metrics.json").write_text(json.dumps({**m, **trial_cfg.records()}, indent=2))
         tune.report({**m, **objective_values(m, cfg.search.objectives, feasible), "feasible": int(feasible),
                      "node_id": ray.get_runtime_context().get_node_id()},
                     checkpoint=tune.Checkpoint.from_directory(d))
@@ -116,7 +118,7 @@ class TrialLogger(tune.Callback):
         p = self._params(trial)
         print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
               f"ratio={p['ratio']:.2f} it={p['iterations']} | FLOPs -{metrics['flops_reduction']:.1%} | "
-              f"clean {metrics['clean_acc']:.3f} robust {metrics['robust_acc']:.3f} | "
+              f"val clean {metrics['clean_acc']:.3f} robust {metrics['robust_acc']:.3f} | "
               f"pareto {'yes' if on_front else 'no'} | hypervolume {state.hypervolume:.4f}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -142,24 +144,36 @@ def _read_search_file(experiment_path: str) -> dict:
     return json.loads(data)
 
 
-def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str) -> SearchOutcome:
-    """Run the tuner; the parent run never stays RUNNING, whatever happens."""
+def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,
+         baseline: Baseline) -> SearchOutcome:
+    """Run the tuner, then (when every trial ran) the front's final test evaluation; the
+    parent run never stays RUNNING, whatever happens."""
     with tracker.ending_on_error():
         grid = tuner.fit()
-    errored = sum(r.error is not None for r in grid)
-    finished = len(grid) - errored
-    complete = len(grid) >= cfg.search.num_samples and all(
-        r.error is not None or r.checkpoint is not None for r in grid)
+        errored = sum(r.error is not None for r in grid)
+        finished = len(grid) - errored
+        complete = len(grid) >= cfg.search.num_samples and all(
+            r.error is not None or r.checkpoint is not None for r in grid)
+        front = tracker.update_pareto(cfg.search.objectives).front
+        if complete and evaluate_front(tracker, cfg, baseline, front):
+            front = tracker.update_pareto(cfg.search.objectives).front  # pareto.csv with the test columns
+            tracker.log_robustness_curves(front)
     tracker.finish("FINISHED" if complete else "KILLED")
-    front = tracker.update_pareto(cfg.search.objectives).front
     return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri, finished, errored, front,
                          complete)
 
 
 def _baseline_for(cfg: SearchConfig) -> tuple[Baseline, bool]:
-    template = cfg.trial_config(cfg.space.corner(cfg.space.granularities[0]))  # the baseline key ignores pruning
-    return get_baseline(cfg.experiment.resolved_storage_path(), template, cfg.resources.cpus_per_trial,
-                        cfg.resources.gpus_per_trial)
+    return get_baseline(cfg.experiment.resolved_storage_path(), cfg.fixed_trial_config(), cfg.trial_device_type(),
+                        cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial)
+
+
+def _resolved_records(cfg: SearchConfig) -> dict:
+    """Resolved attacks (keyed by name), split sizes and seeds, for the parent's params."""
+    records = cfg.fixed_trial_config().records()
+    for key in ("attacks", "final_attacks"):
+        records[key] = {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in records[key]}
+    return records
 
 
 def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
@@ -172,7 +186,8 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
     experiment_path = f"{storage.rstrip('/')}/{name}"
     uri = cfg.experiment.resolved_tracking_uri()
     config_doc = cfg.model_dump(mode="json")
-    tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics)
+    tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics,
+                            _resolved_records(cfg))
     with tracker.ending_on_error():
         write_bytes(experiment_path, SEARCH_FILE, json.dumps(
             {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri, "config": config_doc}, indent=2).encode())
@@ -190,7 +205,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                 callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples)],
                 verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
     print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}", flush=True)
-    return _fit(tuner, tracker, cfg, experiment_path)
+    return _fit(tuner, tracker, cfg, experiment_path, baseline)
 
 
 def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:
@@ -205,4 +220,4 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
     tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
                                resume_errored=False, restart_errored=False)
     print(f"[robustprune] resuming {experiment_path} | MLflow run {tracker.parent_run_id}", flush=True)
-    return _fit(tuner, tracker, cfg, experiment_path)
+    return _fit(tuner, tracker, cfg, experiment_path, baseline)

@@ -27,6 +27,8 @@ PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
 SEARCH_TAG = "robustprune.search"
 TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed")
+CURVE_METRIC = "test_robust_acc_curve"
+CURVE_STEP_SCALE = 10_000  # MLflow steps are integers: eps 0.0314 is logged at step 314
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
@@ -65,7 +67,8 @@ class Tracker:
     # ------------------------------------------------------------------ parent run
     @classmethod
     def start(cls, tracking_uri: str, experiment_name: str, config: dict, experiment_path: str,
-              baseline_metrics: dict) -> "Tracker":
+              baseline_metrics: dict, records: dict) -> "Tracker":
+        """The parent run: the config and the resolved records (attacks, splits, seeds) as params."""
         client = MlflowClient(tracking_uri)
         exp = client.get_experiment_by_name(experiment_name)
         exp_id = exp.experiment_id if exp else client.create_experiment(experiment_name)
@@ -73,7 +76,8 @@ class Tracker:
                                 tags={SEARCH_TAG: "parent", "experiment_path": experiment_path})
         tracker = cls(tracking_uri, exp_id, run.info.run_id)
         with tracker.ending_on_error():
-            params = [Param(k[:250], v[:6000]) for k, v in flatten(config).items()]
+            flat = {**flatten(config), **flatten(records, "resolved.")}
+            params = [Param(k[:250], v[:6000]) for k, v in flat.items()]
             for i in range(0, len(params), 100):
                 client.log_batch(run.info.run_id, params=params[i:i + 100])
             tracker._log_metrics(run.info.run_id, {f"{k}_baseline": v for k, v in
@@ -163,6 +167,39 @@ class Tracker:
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                 code_paths=[str(Path(trainables.__file__).parent)])
         self.client.set_tag(run_id, "model_uri", info.model_uri)
+
+    def model_payload(self, run_id: str) -> dict:
+        """A child run's pruned model file, as a safe payload."""
+        from trainables.store import load_payload
+
+        with tempfile.TemporaryDirectory() as d:
+            return load_payload(self.client.download_artifacts(run_id, "model.pt", d))
+
+    def log_final_evaluation(self, run_id: str, metrics: dict, suffix: str = "") -> None:
+        """Test metrics (`test_*`) and the robustness curve as a metric history,
+        `test_robust_acc_curve` at step = eps x CURVE_STEP_SCALE."""
+        self._log_metrics(run_id, {f"{k}{suffix}": v for k, v in numeric_metrics(metrics).items()})
+        now = int(time.time() * 1000)
+        points = [Metric(f"{CURVE_METRIC}{suffix}", p["test_robust_acc"], now, round(p["eps"] * CURVE_STEP_SCALE))
+                  for p in metrics.get("robustness_curve", [])]
+        if points:
+            self.client.log_batch(run_id, metrics=points)
+
+    def robustness_curve(self, run_id: str, suffix: str = "") -> list[tuple[float, float]]:
+        """(eps, test robust accuracy) pairs logged by `log_final_evaluation`, by eps."""
+        history = self.client.get_metric_history(run_id, f"{CURVE_METRIC}{suffix}")
+        return sorted({h.step / CURVE_STEP_SCALE: h.value for h in history}.items())
+
+    def log_robustness_curves(self, front: list[dict]) -> None:
+        """`robustness_curves.png` on the parent: test robust accuracy vs eps, front and baseline."""
+        curves = {f"{r['criterion']} {r['granularity']} r={r['ratio']:.2f} it={r['iterations']}":
+                  self.robustness_curve(r["run_id"]) for r in front}
+        curves["baseline"] = self.robustness_curve(self.parent_run_id, "_baseline")
+        curves = {label: points for label, points in curves.items() if points}
+        if curves:
+            with tempfile.TemporaryDirectory() as d:
+                pareto.plot_robustness_curves(curves, Path(d) / "robustness_curves.png")
+                self.client.log_artifacts(self.parent_run_id, d)
 
     def log_failed_trial(self, trial_id: str, params: dict, error: str) -> None:
         run_id = self._fresh_child(trial_id, {"error": error[-5000:], "pareto": "false"})

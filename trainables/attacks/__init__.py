@@ -97,7 +97,7 @@ class AttackInfo:
 ATTACKS: dict[str, AttackInfo] = {
     "fgsm": AttackInfo(lambda m, s, k, seed: torchattacks.FGSM(m, eps=s.eps), "linf"),
     "pgd": AttackInfo(lambda m, s, k, seed: PGDRestarts(
-        m, eps=s.eps, alpha=s.step_size(), steps=s.params["steps"], restarts=s.params["restarts"]),
+        m, eps=s.eps, alpha=s.step_size(), steps=s.params["steps"], restarts=s.params["restarts"], seed=seed),
         "linf", PGDParams, {"steps": "max", "restarts": "max"}),
     "bim": AttackInfo(lambda m, s, k, seed: torchattacks.BIM(m, eps=s.eps, alpha=s.step_size(),
                                                              steps=s.params["steps"]),

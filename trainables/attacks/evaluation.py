@@ -54,7 +54,7 @@ def survives(model: nn.Module, spec: AttackSpec, split: Split, idx: torch.Tensor
     for start in range(0, len(idx), batch_size):
         part = idx[start:start + batch_size]
         x, y = split.x[part].to(device), split.y[part].to(device)
-        adv = adversarial_examples(model, spec, x, y, num_classes, seed + start)
+        adv = adversarial_examples(model, spec, x, y, num_classes, seed)
         with torch.no_grad():
             out[start:start + len(part)] = (model(adv).argmax(1) == y).cpu()
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -172,7 +172,8 @@ class EvaluationConfig(Strict):
     test_size: int | None = Field(None, ge=1, description="test images; default: the whole test split")
     final_attacks: list[AttackConfig] | None = Field(None, min_length=1,
                                                      description="default: the search's attacks at full strength")
-    eps_grid: list[float] | None = Field(None, description="robustness curve; default: 0, .5, 1, 1.5, 2 x eps")
+    eps_grid: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        None, description="robustness curve (pixel units); default: 0, .5, 1, 1.5, 2 x eps")
 
 
 EPS_GRID_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -256,8 +257,7 @@ class SearchConfig(Strict):
             field = line.split(":")[0]
             where = {"granularity": "space.granularities", "criterion": "space.criteria",
                      "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name",
-                     "device": "experiment.device", "val_size": "data.val_size",
-                     "eps_grid": "evaluation.eps_grid"}
+                     "device": "experiment.device", "val_size": "data.val_size"}
             raise ValueError(f"{where.get(field, field)}{line[len(field):]}") from None
 
 

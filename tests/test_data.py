@@ -22,13 +22,26 @@ def test_embedded_datasets_are_pixel_space_and_split(name, shape):
 
 def test_splits_are_seeded_and_disjoint():
     a = load_dataset("digits", seed=1)
-    b = load_dataset("digits", seed=1, val_fraction=0.1 + 1e-12)  # bypasses the cache, same split
+    b = load_dataset("digits", seed=1, val_size=162)  # the default size given explicitly: bypasses the cache
     c = load_dataset("digits", seed=2)
     assert torch.equal(a.test.x, b.test.x)
     assert not torch.equal(a.test.x, c.test.x)
+    assert torch.equal(a.val.x, b.val.x)
     train_rows = {tuple(r) for r in a.train.x.flatten(1).tolist()}
-    overlap = sum(tuple(r) in train_rows for r in a.test.x.flatten(1).tolist())
-    assert overlap <= 5  # digits has a few exact duplicate images; no split leakage beyond that
+    for held_out in (a.val, a.test):
+        overlap = sum(tuple(r) in train_rows for r in held_out.x.flatten(1).tolist())
+        assert overlap <= 5  # digits has a few exact duplicate images; no split leakage beyond that
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "digits", "synthetic"])
+@pytest.mark.parametrize("val_size", [None, 300])
+def test_declared_split_sizes_match_the_loaded_splits(name, val_size):
+    """Configs are checked against the declared sizes before loading: they must be the real ones."""
+    ds = load_dataset(name, seed=0, val_size=val_size)
+    assert DATASETS[name].split_sizes(val_size) == {"train": len(ds.train), "val": len(ds.val),
+                                                    "test": len(ds.test)}
+    if val_size:
+        assert len(ds.val) == val_size
 
 
 def test_subset_is_fixed_by_seed():

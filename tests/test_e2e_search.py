@@ -45,14 +45,42 @@ def test_children_hold_params_metrics_and_models(search):
         for key in ("flops", "macs", "params", "flops_baseline", "flops_reduction", "clean_acc", "robust_acc",
                     "robust_acc_fgsm", "robust_acc_pgd", "robust_acc_baseline", "latency_ms"):
             assert key in m, key
-        assert m["robust_acc"] == min(m["robust_acc_fgsm"], m["robust_acc_pgd"])
+        assert m["robust_acc"] <= min(m["robust_acc_fgsm"], m["robust_acc_pgd"])  # per-sample worst case
         assert c.data.tags["pareto"] in ("true", "false")
         artifacts = {a.path for a in client.list_artifacts(c.info.run_id)}
         assert {"model.pt", "metrics.json"} <= artifacts
         assert c.data.tags["model_uri"].startswith("models:/")  # the mlflow.pytorch flavour
     assert parent.data.params["search.num_samples"] == str(N)
-    assert {"config.yaml", "pareto.csv", "pareto.png", "pareto.html"} <= {
+    assert {"config.yaml", "pareto.csv", "pareto.png", "pareto.html", "robustness_curves.png"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)}
+    # what was measured, resolved: the search's and the final suite's attacks, splits, seeds
+    p = parent.data.params
+    assert p["resolved.attacks.pgd.steps"] == "3" and p["resolved.attacks.pgd.restarts"] == "1"
+    assert p["resolved.final_attacks.pgd.steps"] == "10" and p["resolved.final_attacks.pgd.restarts"] == "2"
+    assert p["resolved.splits.val"] == "162" and p["resolved.splits.test_eval"] == "180"
+
+
+def test_only_front_members_carry_test_metrics_after_the_search(search):
+    """Selection on validation, report on test: no test number enters the front."""
+    _, _, _, uri, parent, children = search
+    client = MlflowClient(uri)
+    for c in children:
+        test_keys = {k for k in c.data.metrics if k.startswith("test_")}
+        if c.data.tags["pareto"] == "true":
+            assert {"test_clean_acc", "test_robust_acc", "test_robust_acc_fgsm", "test_robust_acc_pgd",
+                    "test_robust_acc_curve"} <= test_keys
+            m = c.data.metrics
+            assert m["test_robust_acc"] <= min(m["test_robust_acc_fgsm"], m["test_robust_acc_pgd"])
+            curve = client.get_metric_history(c.info.run_id, "test_robust_acc_curve")
+            assert sorted(h.step for h in curve) == [0, 500, 1000]  # eps 0, 0.05, 0.1 (x 10,000)
+            by_step = {h.step: h.value for h in curve}
+            assert by_step[0] == pytest.approx(m["test_clean_acc"])
+            assert by_step[1000] == pytest.approx(m["test_robust_acc"])  # final suite at its own eps
+        else:
+            assert not test_keys, (c.data.tags["pareto"], test_keys)
+        metrics_json = json.loads(open(client.download_artifacts(c.info.run_id, "metrics.json")).read())
+        assert not [k for k in metrics_json if k.startswith("test_")]  # trials never see the test split
+    assert "test_robust_acc_baseline" in parent.data.metrics
 
 
 def test_pareto_tags_equal_an_independent_sort_of_feasible_trials(search):
@@ -88,8 +116,10 @@ def test_pareto_command_prints_the_front(search):
     assert proc.returncode == 0, proc.stderr
     front = [c for c in children if c.data.tags["pareto"] == "true"]
     assert f"{len(front)} models" in proc.stdout
+    assert "test_robust_acc" in proc.stdout.splitlines()[1]
     for c in front:
         assert c.info.run_id in proc.stdout
+        assert f"{c.data.metrics['test_robust_acc']:.3f}" in proc.stdout
 
 
 def test_export_writes_loadable_files_and_registers(search):
@@ -107,10 +137,15 @@ def test_export_writes_loadable_files_and_registers(search):
     for fmt, entry in card["files"].items():
         import hashlib
         assert hashlib.sha256((out / entry["file"]).read_bytes()).hexdigest() == entry["sha256"], fmt
-    # plain torch.jit.load reproduces the logged clean accuracy on the same seeded test split
+    assert card["metrics"]["test_robust_acc"] == chosen.data.metrics["test_robust_acc"]
+    assert card["metrics"]["test_clean_acc"] == chosen.data.metrics["test_clean_acc"]
+    assert [eps for eps, _ in card["test_robustness_curve"]] == [0.0, 0.05, 0.1]
+    # plain torch.jit.load reproduces the logged clean accuracies on the same seeded splits
     scripted = torch.jit.load(str(out / "model.torchscript.pt"))
-    test = load_dataset("digits", seed=0).test
-    assert accuracy(scripted, test, torch.device("cpu")) == pytest.approx(chosen.data.metrics["clean_acc"])
+    data = load_dataset("digits", seed=0)
+    test = data.test
+    assert accuracy(scripted, data.val, torch.device("cpu")) == pytest.approx(chosen.data.metrics["clean_acc"])
+    assert accuracy(scripted, test, torch.device("cpu")) == pytest.approx(chosen.data.metrics["test_clean_acc"])
     import onnx
     onnx.checker.check_model(str(out / "model.onnx"))
     client = MlflowClient(uri)

@@ -57,6 +57,12 @@ BAD = [
     (["attacks=[{name: fgsm, eps: -1}]"], "attacks.0.eps: got -1"),
     (["model=resnet20"], "model: got 'resnet20'; expected a mapping"),
     (["experiment.device=tpu"], "experiment.device: unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:N"),
+    (["data.val_size=4500"], "data.val_size: got 4500; allowed: 1..4499 (mnist5k has 4500 training images)"),
+    (["attacks=[{name: occlusion, params: {stride: -2}}]"], "attacks.0: params.stride: got -2; allowed: >= 1"),
+    (["evaluation.final_attacks=[{name: occlusion, params: {fills: []}}]"],
+     "evaluation.final_attacks.0: params.fills: must not be empty"),
+    (["attacks=[{name: spatial, params: {max_rotation: 181}}]"], "attacks.0: params.max_rotation: got 181"),
+    (["evaluation.eps_grid=[0.1, 3]"], "evaluation.eps_grid.1: got 3; allowed: <= 1"),
 ]
 
 
@@ -119,3 +125,27 @@ def test_infeasible_trials_get_the_worst_objective_values():
     assert objective_values(m, objectives, feasible=True) == {"objective_flops": 10.0, "objective_robust_acc": 0.6}
     assert objective_values(m, objectives, feasible=False) == {"objective_flops": 100.0,
                                                                "objective_robust_acc": 0.0}
+
+
+def test_final_evaluation_defaults_to_the_search_attacks_at_full_strength():
+    cfg = load_config(None, ["attacks=[{name: fgsm, eps: 0.04}, {name: pgd, eps: 0.04, steps: 10, "
+                             "params: {restarts: 1}}]"])
+    search, final = cfg.fixed_trial_config().attack_specs(), cfg.fixed_trial_config().final_attack_specs()
+    assert search[1].params["steps"] == 10 and search[1].params["restarts"] == 1
+    assert final[1].params["steps"] == 50 and final[1].params["restarts"] == 5 and final[1].eps == 0.04
+    assert cfg.eps_grid() == [0.0, 0.02, 0.04, 0.06, 0.08]
+    assert load_config(None, ["evaluation.eps_grid=[]"]).eps_grid() == []
+
+
+def test_baseline_key_covers_device_amp_and_validation_split():
+    from trainables.trial import baseline_key
+
+    base = load_config(None).fixed_trial_config()
+    keys = {baseline_key(base, "cpu"), baseline_key(base, "cuda"),
+            baseline_key(base.model_copy(update={"amp": True}), "cuda"),
+            baseline_key(base.model_copy(update={"val_size": 300}), "cpu"),
+            baseline_key(base.model_copy(update={"eval_size": 100}), "cpu")}
+    assert len(keys) == 5
+    # what does not change the baseline does not change the key: pruning fields, AMP on CPU
+    assert baseline_key(base.model_copy(update={"ratio": 0.7}), "cpu") == baseline_key(base, "cpu")
+    assert baseline_key(base.model_copy(update={"amp": True}), "cpu") == baseline_key(base, "cpu")

@@ -73,7 +73,7 @@ class AttackConfig(Strict):
             err = e.errors()[0]
             key = str(err["loc"][0]) if err["loc"] else ""
             field = key if key in top else f"params.{key}"
-            if err["type"] == "extra_forbid":
+            if err["type"] == "extra_forbidden":
                 raise ValueError(f"{field}: unknown for {self.name}; allowed: "
                                  f"{', '.join(info.params.model_fields) or 'none'}") from None
             raise ValueError(f"{field}{format_validation_error(e)[len(key):]}") from None

@@ -11,7 +11,7 @@ import ray
 import torch
 
 from trainables.config import TrialConfig
-from trainables.store import model_from_payload
+from trainables.store import model_from_payload, payload_digest
 from trainables.train import resolve_device
 from trainables.trial import Baseline, final_evaluation, load_data
 
@@ -34,14 +34,21 @@ def evaluate_front(tracker: Tracker, cfg: SearchConfig, baseline: Baseline, fron
     task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_evaluate_remote)
     cfg_dict = template.model_dump(mode="json")
     todo = [row["run_id"] for row in front if DONE_METRIC not in row]
-    refs = {run_id: task.remote(tracker.model_payload(run_id), cfg_dict, cpus) for run_id in todo}
+    # A point sampled twice gives the same (seeded) model: measure it once, log it on both runs.
+    refs, by_model = {}, {}
+    for run_id in todo:
+        payload = tracker.model_payload(run_id)
+        digest = payload_digest(payload)
+        if digest not in by_model:
+            by_model[digest] = task.remote(payload, cfg_dict, cpus)
+        refs[run_id] = by_model[digest]
     parent = tracker.client.get_run(tracker.parent_run_id).data.metrics
     if f"{DONE_METRIC}_baseline" not in parent:
         tracker.log_final_evaluation(tracker.parent_run_id, ray.get(task.remote(baseline.payload, cfg_dict, cpus)),
                                      suffix="_baseline")
     if todo:
-        print(f"[robustprune] final test evaluation of {len(todo)} front models "
-              f"({template.test_size or 'all'} test images, attacks: "
+        print(f"[robustprune] final test evaluation of {len(todo)} front models ({len(by_model)} distinct, "
+              f"{template.test_size or 'all'} test images, attacks: "
               f"{', '.join(s.name for s in template.final_attack_specs())})", flush=True)
     for run_id, ref in refs.items():
         tracker.log_final_evaluation(run_id, ray.get(ref))

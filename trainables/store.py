@@ -8,6 +8,8 @@ spec and loads with `torch.load(weights_only=True)`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -65,6 +67,15 @@ def rebuild(spec: dict) -> nn.Module:
 def model_payload(model: nn.Module, spec: dict) -> dict:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return {"format_version": FORMAT_VERSION, "spec": spec, "state_dict": state}
+
+
+def payload_digest(payload: dict) -> str:
+    """Identifies a model by content (spec and weights), whatever file or run it came from."""
+    digest = hashlib.sha256(json.dumps(payload["spec"], sort_keys=True).encode())
+    for name, tensor in sorted(payload["state_dict"].items()):
+        digest.update(name.encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def model_from_payload(payload: dict) -> nn.Module:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..data import Split
-from . import AttackSpec, adversarial_examples
+from . import ATTACKS, AttackSpec, adversarial_examples
 
 
 @dataclass
@@ -68,6 +68,10 @@ def evaluate_robustness(model: nn.Module, specs: list[AttackSpec], split: Split,
     masks = {}
     for spec in specs:
         pool = clean if per_attack else robust
+        if ATTACKS[spec.name].uses_eps and spec.eps == 0:  # nothing to perturb: the pool survives as is
+            masks[spec.name] = pool.clone()
+            robust &= pool
+            continue
         idx = pool.nonzero().squeeze(1)
         ok = torch.zeros_like(clean)
         ok[idx] = survives(model, spec, split, idx, num_classes, device, seed, batch_size)

@@ -36,13 +36,21 @@ class PGDRestarts(torchattacks.attack.Attack):
         return (images + (2 * noise - 1) * self.eps).clamp(0, 1)
 
     def _attack(self, images: torch.Tensor, labels: torch.Tensor, restart: int) -> torch.Tensor:
+        """One restart. An image whose iterate is misclassified keeps that iterate and leaves
+        the loop (it is broken; later steps could only undo that and cost compute)."""
         loss_fn = nn.CrossEntropyLoss()
         adv = self._random_start(images, restart)
+        active = torch.arange(len(images), device=images.device)
         for _ in range(self.steps):
-            adv.requires_grad_(True)
-            grad, = torch.autograd.grad(loss_fn(self.get_logits(adv), labels), adv)
-            adv = adv.detach() + self.alpha * grad.sign()
-            adv = (images + (adv - images).clamp(-self.eps, self.eps)).clamp(0, 1)
+            x = adv[active].requires_grad_(True)
+            logits = self.get_logits(x)
+            going = logits.argmax(1) == labels[active]
+            if not going.any():
+                break
+            grad, = torch.autograd.grad(loss_fn(logits[going], labels[active][going]), x)
+            active, x, grad = active[going], x[going].detach(), grad[going]
+            step = x + self.alpha * grad.sign()
+            adv[active] = (images[active] + (step - images[active]).clamp(-self.eps, self.eps)).clamp(0, 1)
         return adv.detach()
 
     def forward(self, images, labels):

@@ -75,10 +75,15 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> float:
+def correct_predictions(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> torch.Tensor:
+    """Per image of the split (on the CPU): classified correctly."""
     model.to(device).eval()
-    correct = 0
+    out = torch.zeros(len(split), dtype=torch.bool)
     for i in range(0, len(split), batch_size):
         x, y = split.x[i:i + batch_size].to(device), split.y[i:i + batch_size].to(device)
-        correct += (model(x).argmax(1) == y).sum().item()
-    return correct / max(len(split), 1)
+        out[i:i + len(y)] = (model(x).argmax(1) == y).cpu()
+    return out
+
+
+def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> float:
+    return correct_predictions(model, split, device, batch_size).sum().item() / max(len(split), 1)

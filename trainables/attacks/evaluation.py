@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..data import Split
+from ..train import correct_predictions
 from . import ATTACKS, AttackSpec, adversarial_examples
 
 
@@ -38,14 +39,6 @@ class Robustness:
         return self._fraction(self.clean)
 
 
-@torch.no_grad()
-def predictions_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                        batch_size: int = 512) -> torch.Tensor:
-    model.to(device).eval()
-    return torch.cat([(model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size])
-                      for i in range(0, len(y), batch_size)]) if len(y) else torch.zeros(0, dtype=torch.bool)
-
-
 def survives(model: nn.Module, spec: AttackSpec, split: Split, idx: torch.Tensor, num_classes: int,
              device: torch.device, seed: int, batch_size: int) -> torch.Tensor:
     """For the images split[idx]: still classified correctly under the attack."""
@@ -63,7 +56,7 @@ def survives(model: nn.Module, spec: AttackSpec, split: Split, idx: torch.Tensor
 def evaluate_robustness(model: nn.Module, specs: list[AttackSpec], split: Split, num_classes: int,
                         device: torch.device, seed: int = 0, per_attack: bool = True,
                         batch_size: int = 256) -> Robustness:
-    clean = predictions_correct(model, split.x, split.y, device)
+    clean = correct_predictions(model, split, device)
     robust = clean.clone()
     masks = {}
     for spec in specs:

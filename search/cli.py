@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from trainables.config import format_validation_error
 from trainables.data import DatasetUnavailable
 
-from .config import ConfigError, read_yaml_mapping
+from .config import ConfigError, parse_overrides, read_yaml_mapping
 
 EXIT_USAGE = 2
 
@@ -55,6 +55,9 @@ def _trial_config(args):
                           else a for a in raw.get("attacks", [{"name": "fgsm"}, {"name": "pgd"}])]
     if args.eps_grid is not None:
         raw["eps_grid"] = args.eps_grid
+    if args.criterion_param:
+        raw["criterion_params"] = {**raw.get("criterion_params", {}),
+                                   **dict(parse_overrides(args.criterion_param, "--criterion-param"))}
     return TrialConfig.model_validate(raw)
 
 
@@ -117,6 +120,8 @@ def add_trial_parser(sub) -> None:
     p.add_argument("--model")
     p.add_argument("--criterion")
     p.add_argument("--granularity")
+    p.add_argument("--criterion-param", dest="criterion_param", action="append", metavar="KEY=VALUE",
+                   help="a parameter of the criterion, e.g. pooling=mean (repeatable)")
     p.add_argument("--ratio", type=float)
     p.add_argument("--iterations", type=int)
     p.add_argument("--attacks", help="comma-separated attack names, e.g. fgsm,pgd")

@@ -97,6 +97,8 @@ class SpaceConfig(Strict):
     finetune_epochs: IntRange = IntRange(low=1, high=1)
     finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its epochs come from finetune_epochs
     global_pruning: bool = False
+    criterion_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per criterion, e.g. {pls_vip: {pooling: mean}}")
 
     @model_validator(mode="before")
     @classmethod
@@ -212,9 +214,17 @@ class SearchConfig(Strict):
         if unused:
             raise ValueError(f"space.criteria: '{unused[0]}' fits none of the granularities "
                              f"{self.space.granularities}")
-        # one trial config per corner of the space catches model/granularity/data problems now
+        stray = [c for c in self.space.criterion_params if c not in self.space.criteria]
+        if stray:
+            raise ValueError(f"space.criterion_params: '{stray[0]}' is not in space.criteria; allowed: "
+                             f"{', '.join(self.space.criteria)}")
+        # one trial config per corner of the space catches model/granularity/data problems now,
+        # and one per criterion with parameters checks them for every granularity it prunes
         for g in self.space.granularities:
             self.trial_config(self.space.corner(g))
+            for c in self.space.criterion_params:
+                if c in CRITERIA[g]:
+                    self.trial_config({**self.space.corner(g), "criterion": c})
         return self
 
     def final_attacks(self) -> list[AttackConfig]:
@@ -250,7 +260,8 @@ class SearchConfig(Strict):
                 model=self.model.name, seed=self.experiment.seed, device=self.experiment.device,
                 amp=self.experiment.amp, baseline=self.baseline, granularity=sampled["granularity"],
                 criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],
-                global_pruning=self.space.global_pruning, finetune=finetune, attacks=self.attacks,
+                global_pruning=self.space.global_pruning,
+                criterion_params=self.space.criterion_params.get(sampled["criterion"], {}), finetune=finetune, attacks=self.attacks,
                 test_size=self.evaluation.test_size, final_attacks=self.final_attacks(), eps_grid=self.eps_grid())
         except ValidationError as e:
             line = format_validation_error(e)
@@ -258,6 +269,8 @@ class SearchConfig(Strict):
             where = {"granularity": "space.granularities", "criterion": "space.criteria",
                      "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name",
                      "device": "experiment.device", "val_size": "data.val_size"}
+            if field.startswith("criterion_params"):
+                where[field] = f"space.criterion_params.{sampled['criterion']}{field[len('criterion_params'):]}"
             raise ValueError(f"{where.get(field, field)}{line[len(field):]}") from None
 
 
@@ -272,13 +285,13 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+def parse_overrides(overrides: list[str], flag: str = "--set") -> list[tuple[str, Any]]:
     """'a.b=value' pairs; values are YAML (numbers, booleans, lists) so types survive."""
     pairs = []
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set: expected KEY=VALUE with a dotted key, got '{item}'")
+            raise ConfigError(f"{flag}: expected KEY=VALUE, got '{item}'")
         pairs.append((key.strip(), yaml.safe_load(raw) if raw.strip() else None))
     return pairs
 

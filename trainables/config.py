@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .attacks import ATTACKS, AttackSpec, full_strength
 from .data import DATASETS, check_val_size, cifar_missing_files
 from .models import MODELS, MODELS_WITH_REMOVABLE_BLOCKS
 from .prune import CRITERIA, PruneSettings
-from .registry import one_of
+from .registry import Strict, one_of
 from .train import TrainSettings
 
 
@@ -21,10 +21,6 @@ def open_unit_interval(v: float) -> float:
     if not 0 < v < 1:
         raise ValueError(f"got {v}; allowed: 0 < value < 1")
     return v
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TrainConfig(Strict):
@@ -109,6 +105,7 @@ class TrialConfig(Strict):
     ratio: float = 0.5
     iterations: int = Field(1, ge=1)
     global_pruning: bool = False
+    criterion_params: dict[str, Any] = Field(default_factory=dict, description="e.g. pls_vip: {pooling: mean}")
     finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)
     # evaluation
     attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
@@ -167,6 +164,21 @@ class TrialConfig(Strict):
         return v
 
     @model_validator(mode="after")
+    def _criterion_params_fit(self):
+        criterion = CRITERIA[self.granularity].get(self.criterion)
+        if criterion is None:  # already refused by the criterion check
+            return self
+        label = f"{self.granularity} criterion '{self.criterion}'"
+        try:
+            criterion.check_names(self.criterion_params, label)
+            criterion.params(**self.criterion_params)
+        except ValidationError as e:
+            raise ValueError(f"criterion_params.{format_validation_error(e)} ({label})") from None
+        except ValueError as e:
+            raise ValueError(f"criterion_params: {e}") from None
+        return self
+
+    @model_validator(mode="after")
     def _val_split_fits(self):
         try:
             check_val_size(self.dataset, self.val_size)
@@ -208,10 +220,16 @@ class TrialConfig(Strict):
                      calibration=min(self.calib_size, sizes["train"]))
         return {"attacks": [s.record() for s in self.attack_specs()],
                 "final_attacks": [s.record() for s in self.final_attack_specs()],
-                "eps_grid": list(self.eps_grid), "splits": sizes, "seeds": self.seeds()}
+                "eps_grid": list(self.eps_grid), "splits": sizes, "seeds": self.seeds(),
+                "criterion_params": self.resolved_criterion_params()}
+
+    def resolved_criterion_params(self) -> dict:
+        """The criterion's parameters with their defaults filled in."""
+        return CRITERIA[self.granularity][self.criterion].params(**self.criterion_params).model_dump()
 
     def prune_settings(self) -> PruneSettings:
-        return PruneSettings(self.granularity, self.criterion, self.ratio, self.iterations, self.global_pruning)
+        return PruneSettings(self.granularity, self.criterion, self.ratio, self.iterations, self.global_pruning,
+                             dict(self.criterion_params))
 
 
 _TYPE_NAMES = {"int_parsing": "an integer", "float_parsing": "a number", "bool_parsing": "true or false",

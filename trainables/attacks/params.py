@@ -1,8 +1,8 @@
-"""Base of every attack's parameter model: unknown keys are refused, values are frozen."""
+"""Base of every attack's parameter model."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from ..registry import Strict
 
 
-class AttackParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AttackParams(Strict):
+    """Unknown keys are refused, values are frozen (see Strict)."""

@@ -1,0 +1,117 @@
+"""Ablation criteria: score a part of the network (a channel, a block) by how much the
+network's output changes on the calibration batch when that part is removed.
+
+Ablations are batched: the calibration batch is repeated k times and forward hooks apply
+ablation j to copy j, so one forward pass measures k ablations (k x batch <= BUDGET images).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..models import classifier_layer
+
+BUDGET = 2048  # images per forward pass of batched ablations
+
+
+def kl_divergence(reference: torch.Tensor, ablated: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of KL(p || q): p the network's class distribution, q the ablated one.
+    reference (B, classes) and ablated (k, B, classes) logits -> (k,)."""
+    log_p = reference.float().log_softmax(-1)
+    log_q = ablated.float().log_softmax(-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean(-1)
+
+
+def _centered_gram(features: torch.Tensor) -> torch.Tensor:
+    centered = features - features.mean(-2, keepdim=True)
+    return centered @ centered.transpose(-1, -2)
+
+
+def one_minus_cka(reference: torch.Tensor, ablated: torch.Tensor) -> torch.Tensor:
+    """1 - linear CKA (Kornblith et al. 2019) between penultimate features, computed from
+    centred Gram matrices: CKA = <K, L>_F / (|K|_F |L|_F). (B, d) and (k, B, d) -> (k,)."""
+    k = _centered_gram(reference.double())
+    l = _centered_gram(ablated.double())
+    num = (k * l).sum((-1, -2))
+    den = k.norm() * l.norm(dim=(-1, -2))
+    cka = torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
+    return (1 - cka).float()
+
+
+# measure -> (which output it compares, divergence)
+DIVERGENCES: dict[str, tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {
+    "kl": ("logits", kl_divergence),
+    "cka": ("features", one_minus_cka),
+}
+
+# (first ablation index, k copies of the batch, batch size) -> hook handles applying them
+InstallAblations = Callable[[int, int, int], list]
+
+
+@torch.no_grad()
+def outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Logits and penultimate features (the classifier's input) for a batch."""
+    captured = {}
+    handle = classifier_layer(model).register_forward_pre_hook(
+        lambda _m, inputs: captured.__setitem__("features", inputs[0].flatten(1)))
+    try:
+        captured["logits"] = model.eval()(x)
+    finally:
+        handle.remove()
+    return captured
+
+
+@torch.no_grad()
+def ablation_scores(model: nn.Module, x: torch.Tensor, reference: dict[str, torch.Tensor], measure: str,
+                    count: int, install: InstallAblations) -> torch.Tensor:
+    """Divergence of the output under each of `count` ablations from the reference output."""
+    which, divergence = DIVERGENCES[measure]
+    batch = len(x)
+    per_pass = max(1, BUDGET // batch)
+    scores = []
+    for start in range(0, count, per_pass):
+        k = min(per_pass, count - start)
+        handles = install(start, k, batch)
+        try:
+            out = outputs(model, x.repeat(k, *([1] * (x.dim() - 1))))[which]
+        finally:
+            for h in handles:
+                h.remove()
+        scores.append(divergence(reference[which], out.view(k, batch, -1)))
+    return torch.cat(scores).cpu()
+
+
+def channel_ablations(layers: list[tuple[nn.Module, list[int], list[int]]]) -> InstallAblations:
+    """Ablation r zeroes root channel r in every layer of a coupled group: (layer, its channel
+    indices, the root channel each one belongs to). Zeroing a normalisation layer's output
+    is what removing the channel does for every layer that reads it."""
+    def install(start: int, k: int, batch: int) -> list:
+        handles = []
+        for layer, idxs, root_idxs in layers:
+            mask = torch.ones(k, layer.weight.shape[0], device=layer.weight.device)
+            for idx, root in zip(idxs, root_idxs):
+                if start <= root < start + k:
+                    mask[root - start, idx] = 0
+
+            def hook(_m, _i, out, mask=mask):
+                shape = (k, 1, out.shape[1]) + (1,) * (out.dim() - 2)
+                return (out.view(k, batch, *out.shape[1:]) * mask.view(shape)).view_as(out)
+            handles.append(layer.register_forward_hook(hook))
+        return handles
+    return install
+
+
+def block_ablations(blocks: list[nn.Module]) -> InstallAblations:
+    """Ablation j bypasses blocks[j]: the block passes its input on (identity shortcut)."""
+    def install(start: int, k: int, batch: int) -> list:
+        handles = []
+        for j, block in enumerate(blocks[start:start + k]):
+            def hook(_m, inputs, out, j=j):
+                out = out.clone()
+                out.view(k, batch, *out.shape[1:])[j] = inputs[0].view(k, batch, *out.shape[1:])[j]
+                return out
+            handles.append(block.register_forward_hook(hook))
+        return handles
+    return install

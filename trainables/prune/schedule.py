@@ -1,0 +1,77 @@
+"""The iterative schedule: prune a share of the target in each round, fine-tune after each."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from ..data import Split
+from ..models import classifier_layer, removable_blocks, remove_block
+from .filters import FILTER_CRITERIA
+from .layers import LAYER_CRITERIA
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    granularity: str  # filter | layer
+    criterion: str
+    ratio: float  # filter: fraction of channels removed per layer; layer: fraction of removable blocks
+    iterations: int
+    global_pruning: bool = False
+    params: dict = field(default_factory=dict)  # the criterion's parameters
+
+
+FineTune = Callable[[nn.Module, int], None]  # (model, round index) -> None, trains in place
+
+
+def prune_filters(model: nn.Module, s: PruneSettings, calib: Split, device: torch.device,
+                  finetune: FineTune) -> None:
+    importance = FILTER_CRITERIA[s.criterion].make(s.params)
+    prepare = getattr(importance, "prepare", None)  # criteria that read the current model
+    model.to(device).eval()
+    pruner = tp.pruner.MetaPruner(
+        model, calib.x[:1].to(device), importance=importance, pruning_ratio=s.ratio,
+        iterative_steps=s.iterations, global_pruning=s.global_pruning,
+        ignored_layers=[classifier_layer(model)])
+    for r in range(s.iterations):
+        if prepare:
+            prepare(model, calib, device)
+        pruner.step()
+        model.zero_grad(set_to_none=True)
+        finetune(model, r)
+
+
+def prune_layers(model: nn.Module, s: PruneSettings, calib: Split, device: torch.device,
+                 finetune: FineTune, seed: int) -> list[str]:
+    """Remove ratio x (removable blocks), spread over the rounds; returns the removed names."""
+    total = len(removable_blocks(model))
+    if total == 0:
+        raise ValueError("granularity: layer pruning needs a model with removable blocks "
+                         "(resnet*, mobilenetv2)")
+    scorer = LAYER_CRITERIA[s.criterion].make(s.params)
+    removed: list[str] = []
+    model.to(device)
+    for r in range(s.iterations):
+        target = int(round(s.ratio * total * (r + 1) / s.iterations))
+        blocks = removable_blocks(model)
+        scores = scorer(model, blocks, calib, device, seed + r)
+        for name in sorted(scores, key=scores.get)[:target - len(removed)]:
+            remove_block(model, name)
+            removed.append(name)
+        finetune(model, r)
+    return removed
+
+
+def prune(model: nn.Module, s: PruneSettings, calib: Split, device: torch.device, finetune: FineTune,
+          seed: int = 0) -> list[str]:
+    """Prune in place to reach s.ratio in s.iterations rounds, fine-tuning after each round.
+
+    Returns the names of removed blocks (empty for filter pruning) for the model spec.
+    """
+    if s.granularity == "filter":
+        prune_filters(model, s, calib, device, finetune)
+        return []
+    return prune_layers(model, s, calib, device, finetune, seed)

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-criteria clean
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ test: install
 
 bench: install
 	$(PY) bench/bench_trial.py
+
+bench-criteria: install
+	$(PY) bench/bench_criteria.py --out bench/criteria.md
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns ray_results robustprune_runs

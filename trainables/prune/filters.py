@@ -23,7 +23,7 @@ from torch_pruning.pruner import function as tp_fn
 
 from ..data import Split
 from ..models import classifier_layer
-from .ablation import ablation_scores, channel_ablations, outputs
+from .ablation import AblationProbe, channel_ablations
 from .activations import JointVip, MeanOverSamples, activation_after, collect_scores, execution_order, mean_abs, \
     relative_rank
 from .criterion import Criterion, PlsVipParams
@@ -90,12 +90,11 @@ class AblationImportance(tp.importance.Importance):
 
     def __init__(self, measure: str):
         self.measure = measure
-        self.model: nn.Module | None = None
 
     def prepare(self, model: nn.Module, calib: Split, device: torch.device) -> None:
-        self.model, self.x = model, calib.x.to(device)
-        self.scored = scored_layers(model, self.x[:1])
-        self.reference = outputs(model, self.x)
+        x = calib.x.to(device)
+        self.scored = scored_layers(model, x[:1])
+        self.probe = AblationProbe(model, x)
 
     @torch.no_grad()
     def __call__(self, group):
@@ -103,8 +102,7 @@ class AblationImportance(tp.importance.Importance):
         if not layers:
             return None
         count = len(group[0].root_idxs)
-        scores = ablation_scores(self.model, self.x, self.reference, self.measure, count,
-                                 channel_ablations(layers))
+        scores = self.probe.scores(self.measure, count, channel_ablations(layers))
         return keep_best_channel(scores)
 
 
@@ -136,7 +134,8 @@ def l1(params):
 
 
 def l2(params):
-    """L2 norm of a group's weights (torch-pruning's GroupMagnitudeImportance(p=2))."""
+    """L2 norm of a group's weights (the L2 variant of Li et al. 2017's filter norm),
+    torch-pruning's GroupMagnitudeImportance(p=2)."""
     return tp.importance.GroupMagnitudeImportance(p=2)
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
-from .ablation import ablation_scores, block_ablations, outputs
+from .ablation import AblationProbe, block_ablations
 from .activations import JointVip, MeanOverSamples, collect_scores, mean_abs, relative_rank
 from .criterion import Criterion, PlsVipParams
 
@@ -53,10 +53,9 @@ def _branch_statistic(stat, activation=lambda t: t) -> BlockScorer:
 
 def _ablation(measure: str) -> BlockScorer:
     def score(model, blocks, calib, device, seed):
-        x = calib.x.to(device)
         names = list(blocks)
-        scores = ablation_scores(model, x, outputs(model, x), measure, len(names),
-                                 block_ablations([blocks[n] for n in names]))
+        probe = AblationProbe(model, calib.x.to(device))
+        scores = probe.scores(measure, len(names), block_ablations([blocks[n] for n in names]))
         return dict(zip(names, scores.tolist()))
     return score
 
@@ -72,7 +71,7 @@ def l1(params) -> BlockScorer:
 
 
 def random(params) -> BlockScorer:
-    """Uniformly random scores (seeded per round): the control."""
+    """Uniformly random scores, seeded per round: the control every criterion must beat."""
     def score(model, blocks, calib, device, seed):
         gen = torch.Generator().manual_seed(seed)
         return dict(zip(blocks, torch.rand(len(blocks), generator=gen).tolist()))

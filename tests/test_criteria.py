@@ -1,0 +1,228 @@
+"""Criteria against their published definitions, on really trained models.
+
+Each check re-computes a criterion independently (plain forward passes, explicit model
+surgery) and compares it with the registry's batched, hook-based implementation.
+"""
+import copy
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from pydantic import ValidationError
+
+from trainables.config import TrialConfig, format_validation_error
+from trainables.cost import model_cost
+from trainables.models import removable_blocks, remove_block
+from trainables.prune import CRITERIA, FILTER_CRITERIA, LAYER_CRITERIA, PruneSettings, prune, vip_scores
+from trainables.trial import load_data, train_baseline
+
+CPU = torch.device("cpu")
+
+
+def _kl(p_logits, q_logits):
+    return F.kl_div(q_logits.log_softmax(-1), p_logits.log_softmax(-1), reduction="batchmean", log_target=True)
+
+
+def _one_minus_cka(x, y):
+    """Feature-space form of linear CKA: |Y'X|^2 / (|X'X| |Y'Y|) on centred features."""
+    x, y = x.double() - x.double().mean(0), y.double() - y.double().mean(0)
+    return 1 - (y.T @ x).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm())
+
+
+def _lenet_penultimate(model, x):
+    return model.classifier[:-1](model.pool(model.features(model.normalize(x))))
+
+
+@pytest.fixture(scope="module")
+def lenet(digits_baseline):
+    cfg, baseline = digits_baseline
+    return baseline.model().eval(), load_data(cfg).train.subset(64, 1)
+
+
+@pytest.mark.parametrize("measure", ["kl", "cka"])
+def test_filter_ablation_scores_equal_removing_each_channel(lenet, measure):
+    model, calib = lenet
+    bn = model.features[1]
+    importance = FILTER_CRITERIA[measure].make()
+    importance.prepare(model, calib, CPU)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=calib.x[:1])
+    group = graph.get_pruning_group(model.features[0], tp.prune_conv_out_channels, idxs=list(range(bn.num_features)))
+    batched = importance(group)
+
+    with torch.no_grad():
+        reference_logits, reference_features = model(calib.x), _lenet_penultimate(model, calib.x)
+        direct = []
+        for c in range(bn.num_features):
+            ablated = copy.deepcopy(model)
+            ablated.features[1].weight[c] = 0  # BatchNorm output 0 -> ReLU 0: the channel is gone
+            ablated.features[1].bias[c] = 0
+            direct.append(_kl(reference_logits, ablated(calib.x)) if measure == "kl" else
+                          _one_minus_cka(reference_features, _lenet_penultimate(ablated, calib.x)))
+    direct = torch.stack(direct).float()
+    best = int(direct.argmax())
+    assert batched[best] == float("inf")  # a layer always keeps its best channel
+    keep = torch.arange(len(direct)) != best
+    assert torch.allclose(batched[keep], direct[keep], rtol=1e-3, atol=1e-6)
+    assert direct.std() > 0  # channels really differ: the comparison is not vacuous
+
+
+@pytest.mark.parametrize("measure", ["kl", "cka"])
+def test_layer_ablation_scores_equal_removing_each_block(synthetic_resnet20, measure):
+    cfg, baseline = synthetic_resnet20
+    model = baseline.model().eval()
+    calib = load_data(cfg).train.subset(32, 1)
+    blocks = removable_blocks(model)
+    scores = LAYER_CRITERIA[measure].make()(model, blocks, calib, CPU, 0)
+
+    def penultimate(m, x):
+        return torch.flatten(m.pool(m.layer3(m.layer2(m.layer1(m.stem(m.normalize(x)))))), 1)
+
+    with torch.no_grad():
+        for name in blocks:
+            without = copy.deepcopy(model)
+            remove_block(without, name)
+            expected = (_kl(model(calib.x), without(calib.x)) if measure == "kl" else
+                        _one_minus_cka(penultimate(model, calib.x), penultimate(without, calib.x)))
+            assert scores[name] == pytest.approx(float(expected), rel=1e-3, abs=1e-6), name
+
+
+@pytest.mark.parametrize("criterion", sorted(set(LAYER_CRITERIA) - {"random"}))
+def test_a_useless_early_block_is_removed_first(synthetic_resnet20, criterion):
+    """A stage-1 block whose residual branch is zeroed computes nothing: every criterion but
+    random must rank it last, whatever its depth (raw rank or magnitude would favour stage 3)."""
+    cfg, baseline = synthetic_resnet20
+    model = baseline.model().eval()
+    with torch.no_grad():
+        for p in model.layer1[1].branch.parameters():
+            p.zero_()
+    calib = load_data(cfg).train.subset(32, 1)
+    scores = LAYER_CRITERIA[criterion].make()(model, removable_blocks(model), calib, CPU, 0)
+    assert min(scores, key=scores.get) == "layer1.1", scores
+    ranked = sorted(scores.values())
+    assert ranked[0] < ranked[1]  # strictly first, not a tie
+
+
+def test_layer_scores_do_not_encode_depth(synthetic_resnet20):
+    cfg, baseline = synthetic_resnet20
+    model = baseline.model().eval()
+    calib = load_data(cfg).train.subset(32, 1)
+    blocks = removable_blocks(model)
+    for criterion in ("l1", "expected_abs"):  # relative to their stage: every stage averages 1
+        scores = LAYER_CRITERIA[criterion].make()(model, blocks, calib, CPU, 0)
+        for stage in ("layer1", "layer2", "layer3"):
+            values = [v for k, v in scores.items() if k.startswith(stage)]
+            assert sum(values) / len(values) == pytest.approx(1.0)
+    ranks = LAYER_CRITERIA["hrank"].make()(model, blocks, calib, CPU, 0)
+    assert all(0 <= v <= 1 for v in ranks.values())  # a fraction of the largest possible rank
+
+
+@pytest.fixture(scope="module")
+def digits_models():
+    """LeNet, ResNet-20, VGG-16-BN and MobileNetV2 each trained for an epoch on the embedded digits."""
+    models = {}
+    for name in ("lenet", "resnet20", "vgg16_bn", "mobilenetv2"):
+        cfg = TrialConfig(dataset="digits", model=name, baseline={"epochs": 1, "lr": 0.05}, eval_size=8,
+                          latency_repeats=1, attacks=[{"name": "fgsm", "eps": 0.1}])
+        models[name] = (cfg, train_baseline(cfg))
+    return models
+
+
+@pytest.mark.parametrize("model_name", ["lenet", "resnet20", "vgg16_bn", "mobilenetv2"])
+def test_every_filter_criterion_prunes_the_same_architecture(digits_models, model_name):
+    cfg, baseline = digits_models[model_name]
+    data = load_data(cfg)
+    calib = data.train.subset(2, 1)  # tiny: only the coverage matters here, and ablations cost
+    costs = {}
+    for criterion in FILTER_CRITERIA:
+        model = baseline.model()
+        prune(model, PruneSettings("filter", criterion, 0.5, 1), calib, CPU, lambda m, r: None)
+        cost = model_cost(model, data.shape, CPU, 1)
+        costs[criterion] = (cost["params"], cost["flops"])
+    assert len(set(costs.values())) == 1, costs
+    params, flops = next(iter(costs.values()))
+    assert params < baseline.metrics["params"]
+    assert flops < 0.6 * baseline.metrics["flops"]  # half the channels of every layer: most of the FLOPs
+
+
+def _lenet_pooled_outputs(model, x):
+    """Globally max-pooled post-ReLU outputs of LeNet's two convolutions and its hidden layer."""
+    with torch.no_grad():
+        z = model.normalize(x)
+        conv1 = model.features[:3](z)
+        conv2 = model.features[3:7](conv1)
+        hidden = model.classifier[:3](model.pool(model.features[7:](conv2)))
+    return [conv1.amax((2, 3)), conv2.amax((2, 3)), hidden]
+
+
+def _widths(model):
+    return [model.features[0].out_channels, model.features[4].out_channels, model.classifier[1].out_features]
+
+
+def test_global_pls_vip_is_one_threshold_on_raw_vip(lenet):
+    """Jordao et al. 2020: one PLS on max-pooled outputs of all layers, one VIP threshold."""
+    model, calib = lenet
+    pooled = _lenet_pooled_outputs(model, calib.x)
+    vip = torch.from_numpy(vip_scores(torch.cat(pooled, 1).double().numpy(), calib.y.numpy()))
+    per_layer = torch.split(vip, [p.shape[1] for p in pooled])
+    protected = torch.cat([torch.where(v == v.max(), torch.inf, v) for v in per_layer])
+    total = len(vip)
+    threshold = protected.sort().values[total - int(total * 0.5) - 1]
+    expected = [int((torch.where(v == v.max(), torch.inf, v) > threshold).sum()) for v in per_layer]
+
+    pruned = copy.deepcopy(model)
+    prune(pruned, PruneSettings("filter", "pls_vip", 0.5, 1, global_pruning=True), calib, CPU, lambda m, r: None)
+    assert _widths(pruned) == expected
+    assert len(set(e / w for e, w in zip(expected, _widths(model)))) > 1  # layers kept different shares
+
+
+def test_global_pls_vip_never_empties_a_layer(lenet):
+    model, calib = lenet
+    model = copy.deepcopy(model)
+    prune(model, PruneSettings("filter", "pls_vip", 0.95, 1, global_pruning=True), calib, CPU, lambda m, r: None)
+    widths = _widths(model)
+    assert min(widths) >= 1
+    assert sum(widths) == int(224 * 0.05)
+
+
+def test_pls_vip_pooling_is_a_parameter(lenet):
+    model, calib = lenet
+    kept = {}
+    for pooling in ("max", "mean"):
+        pruned = copy.deepcopy(model)
+        prune(pruned, PruneSettings("filter", "pls_vip", 0.5, 1, params={"pooling": pooling}), calib, CPU,
+              lambda m, r: None)
+        kept[pooling] = torch.cat([p.detach().flatten() for p in pruned.parameters()])
+    assert kept["max"].shape == kept["mean"].shape  # same architecture, other channels
+    assert not torch.equal(kept["max"], kept["mean"])
+
+
+@pytest.mark.parametrize("granularity", ["filter", "layer"])
+def test_every_criterion_documents_its_definition_and_source(granularity):
+    for name, criterion in CRITERIA[granularity].items():
+        assert len(criterion.doc) > 60, name
+        if name != "random":
+            assert re.search(r"(19|20)\d\d", criterion.doc), f"{name}: no source year in its docstring"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"criterion": "l1", "criterion_params": {"pooling": "max"}},
+     "criterion_params: 'pooling' is not a parameter of filter criterion 'l1'; allowed: none"),
+    ({"criterion": "pls_vip", "criterion_params": {"pooling": "median"}},
+     "criterion_params.pooling: invalid value 'median'; allowed: 'max' or 'mean' (filter criterion 'pls_vip')"),
+    ({"criterion": "pls_vip", "criterion_params": {"components": 0}},
+     "criterion_params.components: got 0; allowed: >= 1 (filter criterion 'pls_vip')"),
+    ({"criterion": "cka", "granularity": "layer", "model": "vgg16_bn"},
+     "granularity: model 'vgg16_bn' has no removable blocks; layer pruning allowed for: mobilenetv2, resnet110, "
+     "resnet20, resnet32, resnet56"),
+])
+def test_bad_criterion_combinations_are_one_line(fields, message):
+    with pytest.raises(ValidationError) as err:
+        TrialConfig(**fields)
+    assert format_validation_error(err.value) == message
+
+
+def test_criterion_params_are_recorded_with_defaults():
+    records = TrialConfig(criterion="pls_vip", criterion_params={"pooling": "mean"}).records()
+    assert records["criterion_params"] == {"pooling": "mean", "components": 2}

@@ -4,7 +4,8 @@ network more robust than its unpruned baseline?
 
 Every criterion x granularity x ratio x seed is one trial (`run_trial` + the final test
 evaluation), on the same baseline per seed: filters on LeNet, layers (blocks) on ResNet-20,
-both on the embedded MNIST-5k. Prints mean +- std over seeds as a markdown table.
+both on the embedded MNIST-5k. Prints mean +- std over seeds as a markdown table. Each
+measurement is appended to a JSON-lines file as it finishes; a rerun skips what it holds.
 
     make bench-criteria                              # the README's table (~45 min on 2 cores)
     python bench/bench_criteria.py --seeds 1 --ratios 0.5 --granularities filter   # a quick look
@@ -12,6 +13,7 @@ both on the embedded MNIST-5k. Prints mean +- std over seeds as a markdown table
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -24,30 +26,64 @@ from trainables.prune import CRITERIA
 from trainables.train import resolve_device
 from trainables.trial import final_evaluation, load_data, run_trial, train_baseline
 
-COMMON = dict(dataset="mnist5k", val_size=500, eval_size=500, calib_size=256, latency_repeats=3,
+COMMON = dict(dataset="mnist5k", val_size=500, eval_size=250, calib_size=256, latency_repeats=3,
               attacks=[{"name": "fgsm", "eps": 0.05}, {"name": "pgd", "eps": 0.05, "steps": 10,
                                                             "params": {"restarts": 1}}],
               final_attacks=[{"name": "fgsm", "eps": 0.05}, {"name": "pgd", "eps": 0.05, "steps": 20,
-                                                                  "params": {"restarts": 2}}],
+                                                                  "params": {"restarts": 1}}],
               finetune={"epochs": 1, "lr": 0.01})
 SETUPS = {  # granularity -> the model it prunes and how
     "filter": dict(model="lenet", baseline={"epochs": 10, "lr": 0.05}, iterations=2),
-    "layer": dict(model="resnet20", baseline={"epochs": 5, "lr": 0.05}, iterations=1),
+    "layer": dict(model="resnet20", baseline={"epochs": 4, "lr": 0.05}, iterations=1),
 }
 COLUMNS = [("flops_reduction", "FLOPs red."), ("params", "params"), ("clean_acc", "val clean"),
            ("robust_acc", "val robust"), ("test_clean_acc", "test clean"), ("test_robust_acc", "test robust"),
            ("trial_seconds", "s / trial")]
 
 
+KEPT = [k for k, _ in COLUMNS]
+
+
 def measure(cfg: TrialConfig, baseline) -> dict:
     result = run_trial(cfg, baseline)
     test = final_evaluation(result.model, load_data(cfg), cfg, resolve_device(cfg.device))
-    return {**result.metrics, **test}
+    return {k: v for k, v in {**result.metrics, **test}.items() if k in KEPT}
 
 
 def baseline_row(cfg: TrialConfig, baseline) -> dict:
     test = final_evaluation(baseline.model(), load_data(cfg), cfg, resolve_device(cfg.device))
-    return {**baseline.metrics, **test, "flops_reduction": 0.0, "trial_seconds": float("nan")}
+    return {**{k: v for k, v in {**baseline.metrics, **test}.items() if k in KEPT},
+            "flops_reduction": 0.0, "trial_seconds": float("nan")}
+
+
+class Runs:
+    """Measurements keyed by (granularity, criterion, ratio, seed), kept in a JSON-lines file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                r = json.loads(line)
+                self.done[tuple(r["key"])] = r["metrics"]
+
+    def add(self, key: tuple, metrics: dict) -> None:
+        self.done[key] = metrics
+        with self.path.open("a") as f:
+            f.write(json.dumps({"key": list(key), "metrics": metrics}) + "\n")
+
+    def rows(self) -> dict[tuple, list[dict]]:
+        """Seeds pooled per (granularity, criterion, ratio): each granularity's baseline first,
+        then the criteria in registry order."""
+        def order(key):
+            granularity, criterion, ratio, seed = key
+            names = ["baseline", *CRITERIA[granularity]]
+            return list(SETUPS).index(granularity), names.index(criterion), str(ratio), seed
+
+        rows: dict[tuple, list[dict]] = {}
+        for key in sorted(self.done, key=order):
+            rows.setdefault(key[:3], []).append(self.done[key])
+        return rows
 
 
 def cell(values: list[float], key: str) -> str:
@@ -90,25 +126,30 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--criteria", help="comma-separated; default: every criterion of each granularity")
     ap.add_argument("--out", help="also write the markdown table here")
+    ap.add_argument("--runs", default="bench/criteria_runs.jsonl", help="measurements so far (resumed from)")
     args = ap.parse_args()
     ratios = [float(r) for r in args.ratios.split(",")]
-    rows: dict[tuple, list[dict]] = {}
+    runs = Runs(Path(args.runs))
     start = time.perf_counter()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads", file=sys.stderr)
     for granularity in args.granularities.split(","):
         criteria = args.criteria.split(",") if args.criteria else list(CRITERIA[granularity])
         for seed in range(args.seeds):
+            todo = [(c, r) for c in criteria for r in ratios if (granularity, c, r, seed) not in runs.done]
+            if not todo and (granularity, "baseline", "–", seed) in runs.done:
+                continue
             cfg = TrialConfig(**COMMON, **SETUPS[granularity], granularity=granularity, seed=seed)
             baseline = train_baseline(cfg)
-            rows.setdefault((granularity, "baseline", "–"), []).append(baseline_row(cfg, baseline))
-            for criterion in criteria:
-                for ratio in ratios:
-                    m = measure(cfg.model_copy(update={"criterion": criterion, "ratio": ratio}), baseline)
-                    rows.setdefault((granularity, criterion, ratio), []).append(m)
-                    print(f"[{time.perf_counter() - start:6.0f}s] {granularity} {criterion} r={ratio} seed={seed}: "
-                          f"flops -{m['flops_reduction']:.2f} val robust {m['robust_acc']:.3f} "
-                          f"test robust {m['test_robust_acc']:.3f} ({m['trial_seconds']:.0f}s)",
-                          file=sys.stderr, flush=True)
+            if (granularity, "baseline", "–", seed) not in runs.done:
+                runs.add((granularity, "baseline", "–", seed), baseline_row(cfg, baseline))
+            for criterion, ratio in todo:
+                m = measure(cfg.model_copy(update={"criterion": criterion, "ratio": ratio}), baseline)
+                runs.add((granularity, criterion, ratio, seed), m)
+                print(f"[{time.perf_counter() - start:6.0f}s] {granularity} {criterion} r={ratio} seed={seed}: "
+                      f"flops -{m['flops_reduction']:.2f} val robust {m['robust_acc']:.3f} "
+                      f"test robust {m['test_robust_acc']:.3f} ({m['trial_seconds']:.0f}s)",
+                      file=sys.stderr, flush=True)
+    rows = runs.rows()
     lines = table(rows) + [""] + verdict(rows)
     print("\n".join(lines))
     if args.out:

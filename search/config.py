@@ -239,6 +239,16 @@ class SearchConfig(Strict):
         linf = [a.spec(default).eps for a in self.final_attacks() if ATTACKS[a.name].norm == "linf"]
         return [round(m * linf[0], 6) for m in EPS_GRID_MULTIPLES] if linf else []
 
+    def resolved_criterion_params(self) -> dict[str, dict]:
+        """Each searched criterion that takes parameters, with its defaults filled in."""
+        resolved = {}
+        for g in self.space.granularities:
+            for c in self.space.criteria_for(g):
+                params = CRITERIA[g][c].params(**self.space.criterion_params.get(c, {})).model_dump()
+                if params:
+                    resolved[c] = params
+        return resolved
+
     def trial_device_type(self) -> str:
         """Where trials (and the baseline) run: a GPU only when trials are given one."""
         if self.experiment.device == "auto":

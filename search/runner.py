@@ -169,8 +169,9 @@ def _baseline_for(cfg: SearchConfig) -> tuple[Baseline, bool]:
 
 
 def _resolved_records(cfg: SearchConfig) -> dict:
-    """Resolved attacks (keyed by name), split sizes and seeds, for the parent's params."""
-    records = cfg.fixed_trial_config().records()
+    """Resolved attacks (keyed by name), split sizes, seeds and criterion parameters, for the
+    parent's params."""
+    records = {**cfg.fixed_trial_config().records(), "criterion_params": cfg.resolved_criterion_params()}
     for key in ("attacks", "final_attacks"):
         records[key] = {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in records[key]}
     return records

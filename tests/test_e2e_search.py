@@ -58,6 +58,7 @@ def test_children_hold_params_metrics_and_models(search):
     assert p["resolved.attacks.pgd.steps"] == "3" and p["resolved.attacks.pgd.restarts"] == "1"
     assert p["resolved.final_attacks.pgd.steps"] == "10" and p["resolved.final_attacks.pgd.restarts"] == "2"
     assert p["resolved.splits.val"] == "162" and p["resolved.splits.test_eval"] == "180"
+    assert p["resolved.criterion_params.pls_vip.pooling"] == "max"  # the published PLS+VIP default
 
 
 def test_only_front_members_carry_test_metrics_after_the_search(search):

@@ -63,6 +63,13 @@ BAD = [
      "evaluation.final_attacks.0: params.fills: must not be empty"),
     (["attacks=[{name: spatial, params: {max_rotation: 181}}]"], "attacks.0: params.max_rotation: got 181"),
     (["evaluation.eps_grid=[0.1, 3]"], "evaluation.eps_grid.1: got 3; allowed: <= 1"),
+    (["space.criteria=[l1, pls_vip]", "space.criterion_params={kl: {}}"],
+     "space.criterion_params: 'kl' is not in space.criteria; allowed: l1, pls_vip"),
+    (["space.criteria=[l1, pls_vip]", "space.criterion_params={l1: {pooling: max}}"],
+     "space.criterion_params.l1: 'pooling' is not a parameter of filter criterion 'l1'; allowed: none"),
+    (["model.name=resnet20", "space.granularities=[filter, layer]", "space.criteria=[pls_vip]",
+      "space.criterion_params={pls_vip: {pooling: median}}"],
+     "space.criterion_params.pls_vip.pooling: invalid value 'median'; allowed: 'max' or 'mean'"),
 ]
 
 
@@ -108,6 +115,14 @@ def test_space_makes_criterion_conditional_on_granularity():
         seen.add((g, extra["criterion"]))
         study.tell(trial, [trial.params["ratio"], 0.5])
     assert ("layer", "pls_vip") in seen and ("filter", "lamp") in seen
+
+
+def test_criterion_params_reach_only_their_criterion():
+    cfg = load_config(None, ["space.criteria=[l1, pls_vip]", "space.criterion_params={pls_vip: {pooling: mean}}"])
+    corner = cfg.space.corner("filter")
+    assert cfg.trial_config({**corner, "criterion": "pls_vip"}).prune_settings().params == {"pooling": "mean"}
+    assert cfg.trial_config({**corner, "criterion": "l1"}).prune_settings().params == {}
+    assert cfg.resolved_criterion_params() == {"pls_vip": {"pooling": "mean", "components": 2}}
 
 
 def test_every_sampler_is_buildable():

@@ -79,18 +79,19 @@ def test_baseline_file_problems_are_one_line_errors(lenet_trial, tmp_path):
 
 def test_resnet20_layer_pruning_from_cli(tmp_path):
     proc = run_cli("trial", "--dataset", "synthetic", "--model", "resnet20", "--granularity", "layer",
-                   "--criterion", "pls_vip", "--ratio", "0.5", "--iterations", "1", "--epochs", "1",
+                   "--criterion", "pls_vip", "--criterion-param", "pooling=mean", "--ratio", "0.5", "--iterations", "1", "--epochs", "1",
                    "--finetune-epochs", "0", "--attacks", "fgsm", "--eval-size", "32", "--quiet",
                    "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["blocks_removed"] == 4 and m["flops_reduction"] > 0
+    assert m["criterion_params"] == {"pooling": "mean", "components": 2}
     assert load_model(tmp_path / "model.pt")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
 
 
 BAD = [
     (["--criterion", "nope"], "criterion", "allowed: bn_scale"),
-    (["--granularity", "layer", "--criterion", "lamp", "--model", "resnet20"], "criterion", "allowed: expected_abs"),
+    (["--granularity", "layer", "--criterion", "lamp", "--model", "resnet20"], "criterion", "allowed: cka, expected_abs"),
     (["--attacks", "fgsm,laser"], "attacks", "allowed: autoattack"),
     (["--model", "alexnet"], "model", "allowed: lenet"),
     (["--dataset", "imagenet"], "dataset", "allowed: cifar10"),
@@ -103,6 +104,8 @@ BAD = [
     (["--device", "tpu"], "device", "allowed: auto, cpu, cuda"),
     (["--val-size", "4500"], "val_size", "allowed: 1..4499"),
     (["--eps-grid", "0,2"], "eps_grid", "<= 1"),
+    (["--criterion", "l1", "--criterion-param", "pooling=max"], "criterion_params", "allowed: none"),
+    (["--criterion", "pls_vip", "--criterion-param", "pooling=sum"], "criterion_params.pooling", "'max' or 'mean'"),
 ]
 
 

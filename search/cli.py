@@ -202,7 +202,7 @@ def cmd_pareto(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import FORMATS, Constraints, NoModelFits, export_model
+    from .export import FORMATS, Constraints, ExportTargetTaken, NoModelFits, export_model
 
     from trainables.registry import one_of
 
@@ -213,8 +213,8 @@ def cmd_export(args) -> int:
     constraints = Constraints(args.max_flops, args.min_robust_acc, args.min_clean_acc)
     try:
         card = export_model(_tracking_uri(args), args.experiment, Path(args.out), formats, constraints,
-                            args.run_id, args.name)
-    except (NoModelFits, LookupError) as e:
+                            args.run_id, args.name, args.force)
+    except (NoModelFits, LookupError, ExportTargetTaken) as e:
         raise UsageError(str(e)) from None
     m = card["metrics"]
     print(f"exported run {card['source_run_id']}: flops {m['flops']:.0f}, clean {m['clean_acc']:.3f}, "
@@ -262,7 +262,8 @@ def add_search_parsers(sub) -> None:
     p.add_argument("--min-clean-acc", dest="min_clean_acc", type=float)
     p.add_argument("--format", default="torchscript,onnx,state_dict")
     p.add_argument("--name", help="registered model name (default: EXPERIMENT-pruned)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="a new or empty folder")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder whole")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ui", help="start the MLflow UI (127.0.0.1 unless --host)")

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,6 +15,7 @@ from typing import Callable
 import mlflow
 import torch
 import yaml
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch import nn
 
@@ -24,6 +26,24 @@ from .tracking import Tracker, find_parent_run, run_row
 
 class NoModelFits(LookupError):
     """No model of the front satisfies the constraints."""
+
+
+class ExportTargetTaken(ValueError):
+    """--out names a file, or a non-empty folder without --force."""
+
+
+def check_export_target(out: Path, force: bool) -> None:
+    """Before any download or compute: the export folder must be new, empty, or replaced (--force)."""
+    if out.exists() and not out.is_dir():
+        raise ExportTargetTaken(f"--out: '{out}' is a file; give a folder for the export")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ExportTargetTaken(f"--out: '{out}' is not empty; pass --force to replace it whole")
+
+
+def _write_card(out: Path, card: dict) -> None:
+    tmp = out / ".model_card.json.tmp"
+    tmp.write_text(json.dumps(card, indent=2))
+    tmp.replace(out / "model_card.json")
 
 
 @dataclass(frozen=True)
@@ -97,17 +117,23 @@ def front_rows(tracking_uri: str, parent) -> list[dict]:
 
 
 def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[str], constraints: Constraints,
-                 parent_run_id: str | None = None, registered_name: str | None = None) -> dict:
-    """Write the chosen model's files and model_card.json into `out`; returns the card.
+                 parent_run_id: str | None = None, registered_name: str | None = None,
+                 force: bool = False) -> dict:
+    """Write the chosen model's files and model_card.json into `out`, register it as @best;
+    returns the card.
 
-    Files are built in a temporary folder next to `out` and moved in only when all
-    formats succeeded, so a failure leaves no partial export behind.
+    All or nothing: the files are built in a temporary folder beside `out` and renamed into
+    place (a folder replaced with --force goes whole, never mixed with the new files); the
+    model is registered only then, and the card, which names the registered version, last.
+    Any failure removes the new folder, restores a replaced one, deletes the version this
+    export registered and gives @best back to the version that had it.
     """
+    out = Path(out)
+    check_export_target(out, force)
     client = MlflowClient(tracking_uri)
     parent = find_parent_run(tracking_uri, experiment, parent_run_id)
     chosen = pick(front_rows(tracking_uri, parent), constraints)
     run = client.get_run(chosen["run_id"])
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         tmp = Path(tmp)
@@ -117,25 +143,50 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
         payload = load_payload(src)
         model = model_from_payload(payload)
         example = torch.rand(1, *payload["spec"]["input_shape"])
-        files = {fmt: FORMATS[fmt](model, example, payload, tmp) for fmt in formats}
-        name = registered_name or f"{experiment}-pruned"
-        mlflow.set_tracking_uri(tracking_uri)  # register_model reads the fluent URIs
-        mlflow.set_registry_uri(tracking_uri)
-        version = mlflow.register_model(run.data.tags["model_uri"], name,
-                                        tags={"source_run": run.info.run_id})
-        client.set_registered_model_alias(name, "best", version.version)
+        staged = tmp / "export"
+        staged.mkdir()
+        files = {fmt: FORMATS[fmt](model, example, payload, staged).name for fmt in formats}
         card = {
             "experiment": experiment, "search_run_id": parent.info.run_id, "source_run_id": run.info.run_id,
             "constraints": constraints.describe(), "input_shape": list(example.shape[1:]),
             "params": dict(run.data.params), "metrics": dict(run.data.metrics),
             "test_robustness_curve": Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id)
             .robustness_curve(run.info.run_id), "search_config": search_config,
-            "files": {fmt: {"file": p.name, "sha256": _sha256(p)} for fmt, p in files.items()},
-            "registered_model": {"name": name, "version": version.version, "alias": "best"},
+            "files": {fmt: {"file": name, "sha256": _sha256(staged / name)} for fmt, name in files.items()},
         }
-        (tmp / "model_card.json").write_text(json.dumps(card, indent=2))
-        out.mkdir(exist_ok=True)
-        for p in [*files.values(), tmp / "model_card.json"]:
-            shutil.move(str(p), out / p.name)
+        replaced = tmp / "replaced"
+        if out.exists():
+            out.rename(replaced)
+        staged.rename(out)
+        try:
+            with _registration(tracking_uri, run, registered_name or f"{experiment}-pruned") as version:
+                card["registered_model"] = {"name": version.name, "version": version.version, "alias": "best"}
+                _write_card(out, card)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            if replaced.exists():
+                replaced.rename(out)
+            raise
     return card
 
+
+@contextmanager
+def _registration(tracking_uri: str, run, name: str):
+    """The run's logged model as a new version of `name`, aliased `best`; undone (the version
+    deleted, the previous @best restored) if the block raises."""
+    mlflow.set_tracking_uri(tracking_uri)  # register_model reads the fluent URIs
+    mlflow.set_registry_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    try:
+        previous = client.get_model_version_by_alias(name, "best").version
+    except MlflowException:
+        previous = None
+    version = mlflow.register_model(run.data.tags["model_uri"], name, tags={"source_run": run.info.run_id})
+    try:
+        client.set_registered_model_alias(name, "best", version.version)
+        yield version
+    except BaseException:
+        client.delete_model_version(name, version.version)
+        if previous is not None:
+            client.set_registered_model_alias(name, "best", previous)
+        raise

@@ -171,6 +171,57 @@ def test_export_with_no_fitting_model_fails_cleanly(search):
     assert not out.exists()
 
 
+def _versions(uri):
+    return sorted(int(v.version) for v in MlflowClient(uri).search_model_versions("name='e2e-pruned'"))
+
+
+def test_export_never_mixes_two_models_in_one_folder(search):
+    tmp, _, _, uri, _, _ = search
+    out = tmp / "export-twice"
+    common = ["export", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(out)]
+    assert run_cli(*common, "--format", "torchscript,onnx,state_dict", cwd=tmp, timeout=300).returncode == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    versions = _versions(uri)
+
+    refused = run_cli(*common, "--format", "state_dict", "--max-flops", "1e12", cwd=tmp, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == f"robustprune: error: --out: '{out}' is not empty; pass --force to replace it whole"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first and _versions(uri) == versions
+
+    replaced = run_cli(*common, "--format", "state_dict", "--force", cwd=tmp, timeout=300)
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["model.pt", "model_card.json"]  # nothing of the first
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["registered_model"]["version"] == str(versions[-1] + 1) and _versions(uri)[-1] == versions[-1] + 1
+
+    a_file = tmp / "a-file"
+    a_file.write_text("x")
+    proc = run_cli("export", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(a_file), cwd=tmp, timeout=120)
+    assert proc.returncode == 2 and "is a file" in proc.stderr and a_file.read_text() == "x"
+
+
+def test_failed_registration_leaves_no_folder_and_no_version(search, monkeypatch):
+    from search import export
+
+    tmp, _, _, uri, _, _ = search
+    out = tmp / "export-fails"
+    out.mkdir()
+    (out / "keep.txt").write_text("the folder --force would replace")
+    versions = _versions(uri)
+    best = MlflowClient(uri).get_model_version_by_alias("e2e-pruned", "best").version
+
+    def disk_full(*args):  # the last step: the model is registered and the files are in place
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(export, "_write_card", disk_full)
+    with pytest.raises(OSError, match="no space left"):
+        export.export_model(uri, "e2e", out, ["state_dict"], export.Constraints(), force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # the replaced folder is back, whole
+    assert _versions(uri) == versions
+    assert MlflowClient(uri).get_model_version_by_alias("e2e-pruned", "best").version == best
+    assert not [p for p in tmp.iterdir() if p.name.startswith(".export-fails")]  # no temporary left
+
+
 def test_second_search_reuses_the_baseline(search):
     tmp, cfg, first, uri, _, _ = search
     proc = run_cli("run", str(cfg), "--set", "search.num_samples=1", cwd=tmp)

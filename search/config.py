@@ -295,6 +295,32 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+class _StrictYamlLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error (not last-wins)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"key '{key}' appears twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML (safe, duplicate keys refused); ConfigError '<where>: <what, line>' on bad syntax."""
+    try:
+        return yaml.load(text, Loader=_StrictYamlLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: YAML syntax error{at}: {problem}") from None
+
+
 def parse_overrides(overrides: list[str], flag: str = "--set") -> list[tuple[str, Any]]:
     """'a.b=value' pairs; values are YAML (numbers, booleans, lists) so types survive."""
     pairs = []
@@ -302,16 +328,24 @@ def parse_overrides(overrides: list[str], flag: str = "--set") -> list[tuple[str
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{flag}: expected KEY=VALUE, got '{item}'")
-        pairs.append((key.strip(), yaml.safe_load(raw) if raw.strip() else None))
+        value = parse_yaml(raw, f"{flag} {key.strip()}") if raw.strip() else None
+        pairs.append((key.strip(), value))
     return pairs
 
 
 def read_yaml_mapping(path: str | os.PathLike) -> dict:
-    """A YAML file's top-level mapping (safe loader); ConfigError if missing or not a mapping."""
+    """A YAML file's top-level mapping; ConfigError (one line) if missing, a folder, not UTF-8
+    text, bad YAML, a key given twice, or not a mapping."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config: {path} is a folder; give the YAML file")
     if not p.is_file():
         raise ConfigError(f"config: file not found: {path}")
-    data = yaml.safe_load(p.read_text()) or {}
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config: {path} is not UTF-8 text (a YAML file is expected)") from None
+    data = parse_yaml(text, f"config: {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config: {path} must hold a mapping of keys to values")
     return data

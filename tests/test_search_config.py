@@ -81,6 +81,30 @@ def test_bad_config_is_one_clear_line(overrides, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"search: {num_samples: 4}\nsearch: {num_samples: 8}\n", ": key 'search' appears twice (line 2)"),
+    (b"space:\n  ratio: 0.2\n  ratio: 0.3\n", ": key 'ratio' appears twice (line 3)"),
+    (b"space: {ratio: [0.2\n", ": YAML syntax error at line 2, column 1: expected ',' or ']'"),
+    (b"experiment:\n\tname: x\n", ": YAML syntax error at line 2, column 1"),
+    (b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00", " is not UTF-8 text"),
+    (b"- just\n- a list\n", " must hold a mapping of keys to values"),
+], ids=["duplicate-top", "duplicate-nested", "syntax", "tab", "binary", "list"])
+def test_unreadable_config_file_is_one_line(tmp_path, content, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert str(err.value).startswith(f"config: {cfg}{message}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_config_folder_and_unparsable_set_value_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=f"^config: {tmp_path} is a folder; give the YAML file$"):
+        load_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"^--set space.ratio: YAML syntax error at line 1, column 5"):
+        load_config(None, ["space.ratio=[0.2"])
+
+
 def test_cli_bad_config_exits_2_before_ray_or_mlflow(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("experiment: {name: bad}\nsearch: {num_samples: 0}\n")

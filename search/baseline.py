@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import ray
 import torch
@@ -24,12 +25,25 @@ def _folder(storage_path: str, cfg: TrialConfig, device_type: str) -> str:
 
 
 def load_cached(storage_path: str, cfg: TrialConfig, device_type: str) -> Baseline | None:
+    """The cached baseline, or None when there is none or it cannot be read back whole (a
+    truncated or corrupt entry is reported on stderr and will be retrained and overwritten)."""
     folder = _folder(storage_path, cfg, device_type)
     metrics = read_bytes(folder, "metrics.json")
     if metrics is None:
         return None
-    payload = torch.load(io.BytesIO(read_bytes(folder, "model.pt")), map_location="cpu", weights_only=True)
-    return Baseline(payload, json.loads(metrics))
+    try:
+        model_bytes = read_bytes(folder, "model.pt")
+        if model_bytes is None:
+            raise FileNotFoundError("model.pt missing")
+        baseline = Baseline(torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=True),
+                            json.loads(metrics))
+        baseline.model()  # the weights fit the architecture they claim
+        return baseline
+    except Exception as e:  # any unreadable entry is a cache miss, never a failed search
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        print(f"[robustprune] cached baseline {folder} is unreadable ({first_line}); training it again",
+              file=sys.stderr)
+        return None
 
 
 def save(storage_path: str, cfg: TrialConfig, device_type: str, baseline: Baseline) -> None:

@@ -54,3 +54,27 @@ def test_load_refuses_non_model_files(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a robustprune model file"):
         load_model(tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing", "wrong-weights"])
+def test_corrupt_cached_baseline_is_a_cache_miss_with_a_warning(tmp_path, digits_baseline, capsys, damage):
+    from search.baseline import _folder, load_cached, save
+
+    cfg, baseline = digits_baseline
+    save(str(tmp_path), cfg, "cpu", baseline)
+    assert load_cached(str(tmp_path), cfg, "cpu").metrics == baseline.metrics  # intact: reused
+    model_file = tmp_path / _folder(str(tmp_path), cfg, "cpu").removeprefix(str(tmp_path) + "/") / "model.pt"
+    if damage == "truncated":
+        model_file.write_bytes(model_file.read_bytes()[:1000])
+    elif damage == "garbage":
+        model_file.write_bytes(b"\x00not a torch file" * 10)
+    elif damage == "missing":
+        model_file.unlink()
+    else:  # a loadable file whose weights do not fit the architecture it names
+        payload = torch.load(model_file, weights_only=True)
+        payload["state_dict"] = {k: v[:1] if v.dim() else v for k, v in payload["state_dict"].items()}
+        torch.save(payload, model_file)
+    capsys.readouterr()
+    assert load_cached(str(tmp_path), cfg, "cpu") is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is unreadable" in err[0] and "training it again" in err[0]

@@ -68,11 +68,25 @@ def _number_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
 
 
+def _check_baseline_fits(spec: dict, dataset: str, data) -> None:
+    """A --baseline must have been trained on this dataset: same input shape, classes and
+    normalisation (the model's first layer holds the dataset's mean and std)."""
+    arch = spec["arch"]
+    saved = (tuple(spec["input_shape"]), arch["num_classes"], [round(v, 4) for v in arch["mean"]])
+    here = (tuple(data.shape), data.num_classes, [round(float(v), 4) for v in data.mean])
+    if saved != here:
+        raise UsageError(f"baseline: --baseline was trained on input {saved[0]}, {saved[1]} classes, mean "
+                         f"{saved[2]}; dataset '{dataset}' has {here[0]}, {here[1]} classes, mean {here[2]}")
+
+
 def cmd_trial(args) -> int:
     from trainables.store import load_payload, model_from_payload, save_model
     from trainables.trial import Baseline, evaluate, final_evaluation, load_data, run_trial, train_baseline
-    from trainables.train import resolve_device
+    from trainables.train import check_device_present, resolve_device
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"out: '{out}' is a file; give a folder for metrics.json and model.pt")
     payload = None
     if args.baseline:
         try:
@@ -84,9 +98,13 @@ def cmd_trial(args) -> int:
             raise UsageError(f"model: --baseline holds a '{saved}', not a '{args.model}'; drop --model or match it")
         args.model = saved
     cfg = _trial_config(args)
-    out = Path(args.out)
+    try:
+        check_device_present(cfg.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     data, device = load_data(cfg), resolve_device(cfg.device)
     if payload is not None:
+        _check_baseline_fits(payload["spec"], cfg.dataset, data)
         model = model_from_payload(payload)
         baseline = Baseline(payload, evaluate(model, data, cfg, device))
     else:

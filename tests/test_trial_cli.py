@@ -75,6 +75,11 @@ def test_baseline_file_problems_are_one_line_errors(lenet_trial, tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("robustprune: error: baseline: cannot read")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # a LeNet trained on MNIST-5k does not fit digits (8x8 images): refused before any compute
+    proc = run_cli("trial", "--baseline", str(out / "baseline.pt"), "--dataset", "digits", "--out", str(tmp_path / "c"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("robustprune: error: baseline: --baseline was trained on input (1, 28, 28)")
+    assert "dataset 'digits' has (1, 8, 8)" in proc.stderr and not (tmp_path / "c").exists()
 
 
 def test_resnet20_layer_pruning_from_cli(tmp_path):
@@ -118,6 +123,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, field, 
     assert len(lines) == 1, proc.stderr
     assert field in lines[0] and allowed in lines[0], lines[0]
     assert not out.exists()
+
+
+def test_output_file_and_absent_cuda_are_refused_before_compute(tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    proc = run_cli("trial", "--dataset", "digits", "--out", str(a_file), timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"robustprune: error: out: '{a_file}' is a file; give a folder for metrics.json and model.pt")
+    assert a_file.read_text() == "x"
+    if not torch.cuda.is_available():
+        proc = run_cli("trial", "--dataset", "digits", "--device", "cuda", "--out", str(tmp_path / "o"), timeout=120)
+        assert proc.returncode == 2 and proc.stderr.strip() == (
+            "robustprune: error: device: 'cuda' requested but this machine has 0 CUDA device(s); allowed here: "
+            "auto, cpu")
+        assert not (tmp_path / "o").exists()
 
 
 def test_trial_reads_a_yaml_config_and_flags_override_it(tmp_path):

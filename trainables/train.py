@@ -18,6 +18,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def check_device_present(device: str) -> None:
+    """ValueError (one line) when a forced CUDA device is not on this machine."""
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (resolved.index or 0) >= count:
+        raise ValueError(f"device: '{device}' requested but this machine has {count} CUDA device(s); "
+                         f"allowed here: auto, cpu" + (f", cuda:0..cuda:{count - 1}" if count else ""))
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int

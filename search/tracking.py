@@ -19,6 +19,7 @@ import mlflow
 import numpy as np
 import yaml
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from . import pareto
@@ -261,7 +262,14 @@ def find_parent_run(tracking_uri: str, experiment_name: str, run_id: str | None 
     """The given parent run, or the newest one of the experiment."""
     client = MlflowClient(tracking_uri)
     if run_id:
-        return client.get_run(run_id)
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            raise LookupError(f"run-id: no run '{run_id}' at {tracking_uri}") from None
+        if run.data.tags.get(SEARCH_TAG) != "parent":
+            raise LookupError(f"run-id: run '{run_id}' is not a robustprune search (its parent run); "
+                              f"omit --run-id for the newest search of the experiment")
+        return run
     exp = client.get_experiment_by_name(experiment_name)
     if exp is None:
         raise LookupError(f"experiment: no MLflow experiment named '{experiment_name}' at {tracking_uri}")

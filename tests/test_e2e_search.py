@@ -171,6 +171,18 @@ def test_export_with_no_fitting_model_fails_cleanly(search):
     assert not out.exists()
 
 
+def test_pareto_and_export_name_a_bad_run_id_in_one_line(search):
+    tmp, _, _, uri, _, children = search
+    for run_id, message in [("deadbeef", "run-id: no run 'deadbeef'"),
+                            (children[0].info.run_id, f"run-id: run '{children[0].info.run_id}' is not a robustprune search")]:
+        for command in (["pareto"], ["export", "--out", str(tmp / "never")]):
+            proc = run_cli(*command, "--experiment", "e2e", "--tracking-uri", uri, "--run-id", run_id, cwd=tmp,
+                           timeout=120)
+            assert proc.returncode == 2 and proc.stderr.startswith(f"robustprune: error: {message}"), proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp / "never").exists()
+
+
 def _versions(uri):
     return sorted(int(v.version) for v in MlflowClient(uri).search_model_versions("name='e2e-pruned'"))
 

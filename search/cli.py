@@ -241,10 +241,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"port: cannot serve on {host}:{port} ({e.strerror}); pass --port N") from None
+
+
 def cmd_ui(args) -> int:
     import os
 
     uri = _tracking_uri(args)
+    _check_port_free(args.host, args.port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
            "--port", str(args.port)]
     print(f"MLflow UI for {uri} on http://{args.host}:{args.port}", file=sys.stderr)

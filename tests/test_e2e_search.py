@@ -270,6 +270,11 @@ def test_ui_serves_the_store_on_loopback(search):
                 time.sleep(0.5)
         assert body is not None, "the UI did not answer"
         assert body["experiment"]["name"] == "e2e"
+        # a second UI on the same port: one line, exit 2 (not a server that dies behind exit 0)
+        busy = subprocess.run([CLI, "ui", "--tracking-uri", uri, "--port", str(port)], cwd=tmp, capture_output=True,
+                              text=True, timeout=60)
+        assert busy.returncode == 2 and busy.stderr.startswith(f"robustprune: error: port: cannot serve on "
+                                                               f"127.0.0.1:{port}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the UI and its workers: the group we started
         proc.wait(timeout=30)

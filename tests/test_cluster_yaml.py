@@ -34,3 +34,22 @@ def test_cluster_installs_like_the_readme_and_keeps_ports_private():
     assert "--host 127.0.0.1" in mlflow_cmd
     assert "0.0.0.0" not in text
     assert CLUSTER["available_node_types"]["head"]["resources"] == {"CPU": 0}  # trials go to GPU workers
+
+
+def test_readme_token_command_makes_a_private_file(tmp_path):
+    """The shared Ray token must not be readable by other users (mode 0600), here and on nodes."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(raw for raw in readme.splitlines() if "> ~/.robustprune_ray_token" in raw).split("#")[0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "HOME": str(tmp_path), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["bash", "-c", line], env=env, check=True)
+    token = tmp_path / ".robustprune_ray_token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and len(token.read_text().strip()) == 64
+    assert "chmod 600 ~/.robustprune_ray_token" in CLUSTER["setup_commands"]

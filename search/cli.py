@@ -187,11 +187,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from .runner import resume_search
+    from .runner import SearchFileError, resume_search
 
     try:
         outcome = resume_search(args.experiment_path, address=args.address)
-    except FileNotFoundError as e:
+    except SearchFileError as e:
         raise UsageError(str(e)) from None
     _print_outcome(outcome)
     return 0 if outcome.complete else 1

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import ray
 import torch
+from pydantic import ValidationError
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from trainables.config import format_validation_error
 from trainables.store import save_model
 from trainables.trial import Baseline, run_trial
 
@@ -136,12 +138,30 @@ def _trainable(cfg: SearchConfig, baseline: Baseline):
                                            "gpu": cfg.resources.gpus_per_trial})
 
 
-def _read_search_file(experiment_path: str) -> dict:
-    data = read_bytes(experiment_path, SEARCH_FILE)
+class SearchFileError(Exception):
+    """The folder given to `resume` holds no readable search file (one line, for the CLI)."""
+
+
+def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
+    """The search file's record and its validated config, or SearchFileError saying what is wrong."""
+    where = f"experiment_path: {experiment_path}"
+    try:
+        data = read_bytes(experiment_path, SEARCH_FILE)
+    except (OSError, ValueError) as e:  # pyarrow: unknown scheme, missing bucket, no permission
+        raise SearchFileError(f"{where}: cannot read it ({str(e).strip().splitlines()[0][:200]})") from None
     if data is None:
-        raise FileNotFoundError(f"experiment_path: no {SEARCH_FILE} in {experiment_path}; "
-                                "pass the folder that `robustprune run` printed")
-    return json.loads(data)
+        raise SearchFileError(f"{where}: no {SEARCH_FILE}; pass the folder that `robustprune run` printed")
+    try:
+        doc = json.loads(data)
+        missing = [k for k in ("parent_run_id", "tracking_uri", "config") if k not in doc]
+    except (ValueError, TypeError):
+        raise SearchFileError(f"{where}: {SEARCH_FILE} is not valid JSON (damaged?)") from None
+    if missing:
+        raise SearchFileError(f"{where}: {SEARCH_FILE} lacks '{missing[0]}' (damaged?)")
+    try:
+        return doc, SearchConfig.model_validate(doc["config"])
+    except ValidationError as e:
+        raise SearchFileError(f"{where}: {SEARCH_FILE} holds an invalid config: {format_validation_error(e)}") from None
 
 
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,
@@ -213,8 +233,7 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
     """Continue an interrupted search: finished trials are kept, unfinished ones rerun."""
     if "://" not in experiment_path:
         experiment_path = str(Path(experiment_path).resolve())
-    doc = _read_search_file(experiment_path)
-    cfg = SearchConfig.model_validate(doc["config"])
+    doc, cfg = _read_search_file(experiment_path)
     init_ray(address)
     baseline, _ = _baseline_for(cfg)
     tracker = Tracker.reopen(doc["tracking_uri"], doc["parent_run_id"])

@@ -114,6 +114,24 @@ def test_cli_bad_config_exits_2_before_ray_or_mlflow(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # no mlflow.db, no storage folder
 
 
+@pytest.mark.parametrize("content, message", [
+    (None, "no robustprune_search.json; pass the folder that `robustprune run` printed"),
+    ("{not json", "robustprune_search.json is not valid JSON (damaged?)"),
+    ('{"parent_run_id": "x"}', "robustprune_search.json lacks 'tracking_uri' (damaged?)"),
+    ('{"parent_run_id": "x", "tracking_uri": "sqlite:///x.db", "config": {"search": {"num_samples": 0}}}',
+     "robustprune_search.json holds an invalid config: search.num_samples: got 0; allowed: >= 1"),
+], ids=["missing", "not-json", "incomplete", "bad-config"])
+def test_resume_of_a_damaged_search_is_one_line_before_ray(tmp_path, content, message):
+    folder = tmp_path / "search"
+    folder.mkdir()
+    if content is not None:
+        (folder / "robustprune_search.json").write_text(content)
+    proc = subprocess.run([CLI, "resume", str(folder)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"robustprune: error: experiment_path: {folder}: {message}"
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_config_module_does_not_import_ray_or_mlflow():
     code = ("import sys; from search.config import load_config; load_config(None);"
             "print(sorted(m for m in ('ray', 'mlflow', 'optuna') if m in sys.modules))")

@@ -198,9 +198,13 @@ def cmd_resume(args) -> int:
 
 
 def _tracking_uri(args) -> str:
+    """The store pareto/export/ui read, checked first (a server that is down, a corrupt file)."""
     from .config import ExperimentConfig
+    from .preflight import check_tracking_uri
 
-    return ExperimentConfig(tracking_uri=args.tracking_uri).resolved_tracking_uri()
+    uri = ExperimentConfig(tracking_uri=args.tracking_uri).resolved_tracking_uri()
+    check_tracking_uri(uri)
+    return uri
 
 
 def cmd_pareto(args) -> int:

@@ -184,6 +184,8 @@ EPS_GRID_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
 class ResourcesConfig(Strict):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.25")
+    wait_timeout_s: float = Field(600.0, gt=0, description="on a cluster: how long to wait for one trial's "
+                                                           "resources to appear (autoscaling) before failing")
 
 
 class FailuresConfig(Strict):

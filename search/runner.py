@@ -27,6 +27,7 @@ from .baseline import get_baseline
 from .config import SearchConfig
 from .final_eval import evaluate_front
 from .pareto import ACCURACY_METRICS
+from .preflight import preflight, wait_for_cluster_resources
 from .space import SearchSpace, make_sampler, sampled_point
 from .storage import read_bytes, write_bytes
 from .tracking import Tracker
@@ -198,7 +199,9 @@ def _resolved_records(cfg: SearchConfig) -> dict:
 
 
 def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
+    preflight(cfg, address)
     init_ray(address)
+    wait_for_cluster_resources(cfg, ray.cluster_resources)
     storage = cfg.experiment.resolved_storage_path()
     baseline, reused = _baseline_for(cfg)
     print(f"[robustprune] baseline {cfg.model.name} on {cfg.data.name}: clean {baseline.metrics['clean_acc']:.3f} "
@@ -234,7 +237,9 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
     if "://" not in experiment_path:
         experiment_path = str(Path(experiment_path).resolve())
     doc, cfg = _read_search_file(experiment_path)
+    preflight(cfg, address, doc["tracking_uri"])
     init_ray(address)
+    wait_for_cluster_resources(cfg, ray.cluster_resources)
     baseline, _ = _baseline_for(cfg)
     tracker = Tracker.reopen(doc["tracking_uri"], doc["parent_run_id"])
     tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,

@@ -1,0 +1,129 @@
+"""Checks that run before Ray, the baseline or any MLflow run: a search that cannot record
+its results, or whose trials can never be scheduled, fails in one line (exit 2) instead of
+after minutes of compute, a traceback or a silent hang."""
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from .config import ConfigError, SearchConfig
+
+HTTP_TIMEOUT_S = 5
+TRACKING_SCHEMES = {"sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks"}
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _writable_folder(folder: Path, field: str) -> None:
+    """The folder can be created and accepts a file (probed for real: permission bits say
+    little to root or on network mounts); folders the probe created are removed again."""
+    created = []
+    parent = folder.absolute()
+    while not parent.exists() and parent != parent.parent:
+        created.append(parent)
+        parent = parent.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".robustprune-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"{field}: cannot write to {folder} ({e.strerror or e})") from None
+    finally:
+        for path in created:  # deepest first
+            if path.is_dir():
+                path.rmdir()
+
+
+def _check_sqlite(uri: str) -> None:
+    path = Path(uri[len("sqlite:///"):])  # sqlite:///relative.db or sqlite:////absolute.db
+    field = "experiment.tracking_uri"
+    if path.is_dir():
+        raise ConfigError(f"{field}: {path} is a folder; name the SQLite file, e.g. sqlite:///mlflow.db")
+    if path.exists():
+        with path.open("rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+        if header and header != SQLITE_HEADER:
+            raise ConfigError(f"{field}: {path} is not an SQLite database (corrupt, or another kind of file)")
+        if not os.access(path, os.W_OK):
+            raise ConfigError(f"{field}: {path} is read-only")
+    _writable_folder(path.parent, field)
+
+
+def _check_http(uri: str) -> None:
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=HTTP_TIMEOUT_S) as response:
+            if response.status != 200:
+                raise OSError(f"HTTP {response.status}")
+    except (OSError, urllib.error.URLError) as e:
+        reason = getattr(e, "reason", e)
+        raise ConfigError(f"experiment.tracking_uri: no MLflow server answers at {uri} within "
+                          f"{HTTP_TIMEOUT_S} s ({reason}); start it or fix the URI") from None
+
+
+def check_tracking_uri(uri: str) -> None:
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme not in TRACKING_SCHEMES:
+        raise ConfigError(f"experiment.tracking_uri: unsupported scheme '{scheme}' in {uri}; allowed: "
+                          f"{', '.join(sorted(TRACKING_SCHEMES))}")
+    if scheme == "sqlite":
+        _check_sqlite(uri)
+    elif scheme in ("http", "https"):
+        _check_http(uri)
+    elif scheme == "file":
+        _writable_folder(Path(urllib.parse.urlparse(uri).path), "experiment.tracking_uri")
+
+
+def check_storage_path(storage_path: str) -> None:
+    """Local folders are probed; cloud URIs are left to Ray (probing needs credentials and network)."""
+    if "://" not in storage_path or storage_path.startswith("file://"):
+        _writable_folder(Path(storage_path.removeprefix("file://")), "experiment.storage_path")
+
+
+def check_local_resources(cfg: SearchConfig, cpus: int, gpus: int) -> None:
+    """A local Ray instance has this machine's resources: a trial asking for more never starts."""
+    need = cfg.resources
+    if need.gpus_per_trial > gpus:
+        raise ConfigError(f"resources.gpus_per_trial: {need.gpus_per_trial} requested but this machine has "
+                          f"{gpus} GPU(s); allowed here: <= {gpus} (or pass --address of a cluster with GPUs)")
+    if need.cpus_per_trial > cpus:
+        raise ConfigError(f"resources.cpus_per_trial: {need.cpus_per_trial} requested but this machine has "
+                          f"{cpus} CPU(s); allowed here: <= {cpus}")
+
+
+def wait_for_cluster_resources(cfg: SearchConfig, cluster_resources, log=print) -> None:
+    """On a cluster (maybe autoscaling), wait up to resources.wait_timeout_s for one trial's
+    CPUs/GPUs to exist; `cluster_resources()` returns Ray's totals."""
+    need = {"CPU": cfg.resources.cpus_per_trial, "GPU": cfg.resources.gpus_per_trial}
+
+    def missing() -> dict:
+        have = cluster_resources()
+        return {k: v for k, v in need.items() if v > 0 and have.get(k, 0) < v}
+
+    deadline = time.monotonic() + cfg.resources.wait_timeout_s
+    if missing():
+        log(f"[robustprune] waiting up to {cfg.resources.wait_timeout_s:.0f} s for the cluster to offer "
+            f"{need['CPU']:g} CPU and {need['GPU']:g} GPU per trial (autoscaling?)")
+    while missing():
+        if time.monotonic() >= deadline:
+            short = ", ".join(f"{v:g} {k}" for k, v in missing().items())
+            raise ConfigError(f"resources: the cluster never offered {short} per trial within "
+                              f"resources.wait_timeout_s={cfg.resources.wait_timeout_s:g}; lower "
+                              f"resources.cpus_per_trial/gpus_per_trial or add nodes")
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+
+
+def preflight(cfg: SearchConfig, address: str | None, tracking_uri: str | None = None) -> None:
+    """Everything that can be checked before Ray starts (ConfigError, one line); `tracking_uri`
+    overrides the config's (a resumed search keeps the store it started with)."""
+    check_tracking_uri(tracking_uri or cfg.experiment.resolved_tracking_uri())
+    check_storage_path(cfg.experiment.resolved_storage_path())
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        check_local_resources(cfg, os.cpu_count() or 1, gpus)

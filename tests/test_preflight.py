@@ -1,0 +1,76 @@
+"""Preflight: a search that cannot record its results or never gets its resources fails in
+one line, exit 2, before Ray, the baseline or any MLflow run (real CLI, real files)."""
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search.config import ConfigError, load_config
+from search.preflight import wait_for_cluster_resources
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "robustprune")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+CASES = [
+    (lambda tmp: f"experiment.tracking_uri=http://127.0.0.1:{_closed_port()}",
+     "experiment.tracking_uri: no MLflow server answers at http://127.0.0.1:"),
+    (lambda tmp: "experiment.tracking_uri=foo://bar", "experiment.tracking_uri: unsupported scheme 'foo'"),
+    (lambda tmp: (tmp / "corrupt.db").write_bytes(b"\x7fELF" + b"\x00" * 200) and
+     f"experiment.tracking_uri=sqlite:///{tmp}/corrupt.db", "is not an SQLite database"),
+    (lambda tmp: f"experiment.tracking_uri=sqlite:///{tmp}", "is a folder; name the SQLite file"),
+    (lambda tmp: (tmp / "a-file").write_text("x") and f"experiment.storage_path={tmp}/a-file/runs",
+     "experiment.storage_path: cannot write to"),
+    (lambda tmp: "resources.gpus_per_trial=1", "resources.gpus_per_trial: 1.0 requested but this machine has"),
+    (lambda tmp: "resources.cpus_per_trial=4096", "resources.cpus_per_trial: 4096.0 requested but this machine has"),
+]
+
+
+@pytest.mark.parametrize("override, message", CASES, ids=["server-down", "scheme", "corrupt-sqlite",
+                                                          "sqlite-folder", "storage", "gpus", "cpus"])
+def test_search_that_cannot_run_fails_before_ray(tmp_path, override, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    setting = override(tmp_path)
+    if setting.startswith("resources.gpus") and _has_gpu():
+        setting = "resources.gpus_per_trial=4096"
+    proc = subprocess.run([CLI, "run", str(ROOT / "configs" / "quickstart.yaml"), "--set", setting], cwd=work,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("robustprune: error: ") and message in lines[0], lines
+    assert "Ray" not in proc.stdout + proc.stderr
+    assert list(work.iterdir()) == []  # no mlflow.db, no storage folder, nothing
+
+
+def _has_gpu() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def test_pareto_on_a_server_that_is_down_is_one_line_in_seconds(tmp_path):
+    proc = subprocess.run([CLI, "pareto", "--tracking-uri", f"http://127.0.0.1:{_closed_port()}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no MLflow server answers" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cluster_wait_ends_when_resources_appear_or_fails_at_the_timeout():
+    cfg = load_config(None, ["resources.gpus_per_trial=1", "resources.wait_timeout_s=30"])
+    offers = iter([{"CPU": 2}, {"CPU": 2}, {"CPU": 2, "GPU": 1}])
+    lines = []
+    wait_for_cluster_resources(cfg, lambda: next(offers), log=lines.append)  # autoscaler adds a GPU node
+    assert len(lines) == 1 and "waiting up to 30 s" in lines[0]
+
+    cfg = load_config(None, ["resources.gpus_per_trial=1", "resources.wait_timeout_s=0.2"])
+    with pytest.raises(ConfigError, match=r"^resources: the cluster never offered 1 GPU per trial within "
+                                          r"resources.wait_timeout_s=0.2"):
+        wait_for_cluster_resources(cfg, lambda: {"CPU": 8}, log=lambda line: None)

@@ -273,7 +273,8 @@ class SearchConfig(Strict):
                 amp=self.experiment.amp, baseline=self.baseline, granularity=sampled["granularity"],
                 criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],
                 global_pruning=self.space.global_pruning,
-                criterion_params=self.space.criterion_params.get(sampled["criterion"], {}), finetune=finetune, attacks=self.attacks,
+                criterion_params=self.space.criterion_params.get(sampled["criterion"], {}), finetune=finetune,
+                attacks=self.attacks,
                 test_size=self.evaluation.test_size, final_attacks=self.final_attacks(), eps_grid=self.eps_grid())
         except ValidationError as e:
             line = format_validation_error(e)

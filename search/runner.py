@@ -27,6 +27,7 @@ from .baseline import get_baseline
 from .config import SearchConfig
 from .final_eval import evaluate_front
 from .pareto import ACCURACY_METRICS
+from .lock import search_lock
 from .preflight import preflight, wait_for_cluster_resources
 from .space import SearchSpace, make_sampler, sampled_point
 from .storage import read_bytes, write_bytes
@@ -208,28 +209,30 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
           f"robust {baseline.metrics['robust_acc']:.3f} ({'reused' if reused else 'trained'})", flush=True)
     name = f"{cfg.experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     experiment_path = f"{storage.rstrip('/')}/{name}"
-    uri = cfg.experiment.resolved_tracking_uri()
-    config_doc = cfg.model_dump(mode="json")
-    tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics,
-                            _resolved_records(cfg))
-    with tracker.ending_on_error():
-        write_bytes(experiment_path, SEARCH_FILE, json.dumps(
-            {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri, "config": config_doc}, indent=2).encode())
-        objectives = cfg.search.objectives
-        searcher = OptunaSearch(space=SearchSpace(cfg.space), metric=[f"objective_{m}" for m in objectives],
-                                mode=list(objectives.values()),
-                                sampler=make_sampler(cfg.search, cfg.experiment.seed))
-        tuner = tune.Tuner(
-            _trainable(cfg, baseline),
-            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
-                                        num_samples=cfg.search.num_samples),
-            run_config=tune.RunConfig(
-                name=name, storage_path=storage,
-                failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
-                callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples)],
-                verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
-    print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}", flush=True)
-    return _fit(tuner, tracker, cfg, experiment_path, baseline)
+    with search_lock(experiment_path):
+        uri = cfg.experiment.resolved_tracking_uri()
+        config_doc = cfg.model_dump(mode="json")
+        tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics,
+                                _resolved_records(cfg))
+        with tracker.ending_on_error():
+            record = {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri, "config": config_doc}
+            write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
+            objectives = cfg.search.objectives
+            searcher = OptunaSearch(space=SearchSpace(cfg.space), metric=[f"objective_{m}" for m in objectives],
+                                    mode=list(objectives.values()),
+                                    sampler=make_sampler(cfg.search, cfg.experiment.seed))
+            tuner = tune.Tuner(
+                _trainable(cfg, baseline),
+                tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
+                                            num_samples=cfg.search.num_samples),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=storage,
+                    failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
+                    callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples)],
+                    verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
+        print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}",
+              flush=True)
+        return _fit(tuner, tracker, cfg, experiment_path, baseline)
 
 
 def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:
@@ -238,11 +241,12 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
         experiment_path = str(Path(experiment_path).resolve())
     doc, cfg = _read_search_file(experiment_path)
     preflight(cfg, address, doc["tracking_uri"])
-    init_ray(address)
-    wait_for_cluster_resources(cfg, ray.cluster_resources)
-    baseline, _ = _baseline_for(cfg)
-    tracker = Tracker.reopen(doc["tracking_uri"], doc["parent_run_id"])
-    tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
-                               resume_errored=False, restart_errored=False)
-    print(f"[robustprune] resuming {experiment_path} | MLflow run {tracker.parent_run_id}", flush=True)
-    return _fit(tuner, tracker, cfg, experiment_path, baseline)
+    with search_lock(experiment_path):
+        init_ray(address)
+        wait_for_cluster_resources(cfg, ray.cluster_resources)
+        baseline, _ = _baseline_for(cfg)
+        tracker = Tracker.reopen(doc["tracking_uri"], doc["parent_run_id"])
+        tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+        print(f"[robustprune] resuming {experiment_path} | MLflow run {tracker.parent_run_id}", flush=True)
+        return _fit(tuner, tracker, cfg, experiment_path, baseline)

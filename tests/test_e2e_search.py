@@ -174,7 +174,8 @@ def test_export_with_no_fitting_model_fails_cleanly(search):
 def test_pareto_and_export_name_a_bad_run_id_in_one_line(search):
     tmp, _, _, uri, _, children = search
     for run_id, message in [("deadbeef", "run-id: no run 'deadbeef'"),
-                            (children[0].info.run_id, f"run-id: run '{children[0].info.run_id}' is not a robustprune search")]:
+                            (children[0].info.run_id,
+                             f"run-id: run '{children[0].info.run_id}' is not a robustprune search")]:
         for command in (["pareto"], ["export", "--out", str(tmp / "never")]):
             proc = run_cli(*command, "--experiment", "e2e", "--tracking-uri", uri, "--run-id", run_id, cwd=tmp,
                            timeout=120)
@@ -197,7 +198,8 @@ def test_export_never_mixes_two_models_in_one_folder(search):
 
     refused = run_cli(*common, "--format", "state_dict", "--max-flops", "1e12", cwd=tmp, timeout=120)
     assert refused.returncode == 2
-    assert refused.stderr.strip() == f"robustprune: error: --out: '{out}' is not empty; pass --force to replace it whole"
+    assert refused.stderr.strip() == (f"robustprune: error: --out: '{out}' is not empty; "
+                                      f"pass --force to replace it whole")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first and _versions(uri) == versions
 
     replaced = run_cli(*common, "--format", "state_dict", "--force", cwd=tmp, timeout=300)

@@ -1,5 +1,7 @@
 """Preflight: a search that cannot record its results or never gets its resources fails in
 one line, exit 2, before Ray, the baseline or any MLflow run (real CLI, real files)."""
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -74,3 +76,40 @@ def test_cluster_wait_ends_when_resources_appear_or_fails_at_the_timeout():
     with pytest.raises(ConfigError, match=r"^resources: the cluster never offered 1 GPU per trial within "
                                           r"resources.wait_timeout_s=0.2"):
         wait_for_cluster_resources(cfg, lambda: {"CPU": 8}, log=lambda line: None)
+
+
+def _search_folder(tmp_path) -> Path:
+    folder = tmp_path / "search"
+    folder.mkdir()
+    (folder / "robustprune_search.json").write_text(
+        '{"parent_run_id": "x", "tracking_uri": "sqlite:///%s/m.db", "config": {}}' % tmp_path)
+    return folder
+
+
+def test_second_driver_on_a_search_is_refused_in_one_line(tmp_path):
+    from search.lock import search_lock
+
+    folder = _search_folder(tmp_path)
+    with search_lock(str(folder)):  # this process is the running driver
+        proc = subprocess.run([CLI, "resume", str(folder)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.strip().startswith("robustprune: error: experiment_path: another driver (host ")
+        assert "is running this search" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert "Ray" not in proc.stdout + proc.stderr
+    assert not (folder / "robustprune.lock").exists()  # released by its owner
+
+
+def test_lock_of_a_dead_driver_on_this_host_is_taken_over(tmp_path):
+    from search.lock import search_lock
+
+    folder = _search_folder(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder / "robustprune.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    with search_lock(str(folder)):
+        assert json.loads((folder / "robustprune.lock").read_text())["pid"] == os.getpid()
+    (folder / "robustprune.lock").write_text(json.dumps({"host": "another-node", "pid": dead.pid}))
+    with pytest.raises(ConfigError, match="another driver \\(host another-node"):
+        with search_lock(str(folder)):
+            pass

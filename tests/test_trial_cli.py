@@ -84,7 +84,8 @@ def test_baseline_file_problems_are_one_line_errors(lenet_trial, tmp_path):
 
 def test_resnet20_layer_pruning_from_cli(tmp_path):
     proc = run_cli("trial", "--dataset", "synthetic", "--model", "resnet20", "--granularity", "layer",
-                   "--criterion", "pls_vip", "--criterion-param", "pooling=mean", "--ratio", "0.5", "--iterations", "1", "--epochs", "1",
+                   "--criterion", "pls_vip", "--criterion-param", "pooling=mean", "--ratio", "0.5",
+                   "--iterations", "1", "--epochs", "1",
                    "--finetune-epochs", "0", "--attacks", "fgsm", "--eval-size", "32", "--quiet",
                    "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -96,7 +97,8 @@ def test_resnet20_layer_pruning_from_cli(tmp_path):
 
 BAD = [
     (["--criterion", "nope"], "criterion", "allowed: bn_scale"),
-    (["--granularity", "layer", "--criterion", "lamp", "--model", "resnet20"], "criterion", "allowed: cka, expected_abs"),
+    (["--granularity", "layer", "--criterion", "lamp", "--model", "resnet20"], "criterion",
+     "allowed: cka, expected_abs"),
     (["--attacks", "fgsm,laser"], "attacks", "allowed: autoattack"),
     (["--model", "alexnet"], "model", "allowed: lenet"),
     (["--dataset", "imagenet"], "dataset", "allowed: cifar10"),

@@ -36,10 +36,10 @@ def _centered_gram(features: torch.Tensor) -> torch.Tensor:
 def one_minus_cka(reference: torch.Tensor, ablated: torch.Tensor) -> torch.Tensor:
     """1 - linear CKA (Kornblith et al. 2019) between penultimate features, computed from
     centred Gram matrices: CKA = <K, L>_F / (|K|_F |L|_F). (B, d) and (k, B, d) -> (k,)."""
-    k = _centered_gram(reference.double())
-    l = _centered_gram(ablated.double())
-    num = (k * l).sum((-1, -2))
-    den = k.norm() * l.norm(dim=(-1, -2))
+    gram = _centered_gram(reference.double())
+    gram_ablated = _centered_gram(ablated.double())
+    num = (gram * gram_ablated).sum((-1, -2))
+    den = gram.norm() * gram_ablated.norm(dim=(-1, -2))
     cka = torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
     return (1 - cka).float()
 

@@ -206,7 +206,7 @@ def test_export_never_mixes_two_models_in_one_folder(search):
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["model.pt", "model_card.json"]  # nothing of the first
     card = json.loads((out / "model_card.json").read_text())
-    assert card["registered_model"]["version"] == str(versions[-1] + 1) and _versions(uri)[-1] == versions[-1] + 1
+    assert int(card["registered_model"]["version"]) == versions[-1] + 1 == _versions(uri)[-1]
 
     a_file = tmp / "a-file"
     a_file.write_text("x")

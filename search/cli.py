@@ -80,7 +80,7 @@ def _check_baseline_fits(spec: dict, dataset: str, data) -> None:
 
 
 def cmd_trial(args) -> int:
-    from trainables.store import load_payload, model_from_payload, save_model
+    from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
     from trainables.trial import Baseline, evaluate, final_evaluation, load_data, run_trial, train_baseline
     from trainables.train import check_device_present, resolve_device
 
@@ -121,9 +121,7 @@ def cmd_trial(args) -> int:
     if not args.baseline:
         save_model(baseline.model(), baseline.payload["spec"], out / "baseline.pt")
     doc = {**result.metrics, **cfg.records(), "config": cfg.model_dump(mode="json")}
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=2))
-    tmp.replace(out / "metrics.json")
+    write_text_atomic(out / "metrics.json", json.dumps(doc, indent=2))
     print(json.dumps(result.metrics, indent=2))
     print(f"wrote {out / 'metrics.json'} and {out / 'model.pt'}", file=sys.stderr)
     return 0

@@ -246,7 +246,7 @@ class SearchConfig(Strict):
         resolved = {}
         for g in self.space.granularities:
             for c in self.space.criteria_for(g):
-                params = CRITERIA[g][c].params(**self.space.criterion_params.get(c, {})).model_dump()
+                params = CRITERIA[g][c].resolve(self.space.criterion_params.get(c, {}))
                 if params:
                     resolved[c] = params
         return resolved

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from trainables.store import load_payload, model_from_payload, save_model
+from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
 
 from .tracking import Tracker, find_parent_run, run_row
 
@@ -41,9 +41,7 @@ def check_export_target(out: Path, force: bool) -> None:
 
 
 def _write_card(out: Path, card: dict) -> None:
-    tmp = out / ".model_card.json.tmp"
-    tmp.write_text(json.dumps(card, indent=2))
-    tmp.replace(out / "model_card.json")
+    write_text_atomic(out / "model_card.json", json.dumps(card, indent=2))
 
 
 @dataclass(frozen=True)

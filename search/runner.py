@@ -26,8 +26,8 @@ from trainables.trial import Baseline, run_trial
 from .baseline import get_baseline
 from .config import SearchConfig
 from .final_eval import evaluate_front
-from .pareto import ACCURACY_METRICS
 from .lock import search_lock
+from .pareto import ACCURACY_METRICS
 from .preflight import preflight, wait_for_cluster_resources
 from .space import SearchSpace, make_sampler, sampled_point
 from .storage import read_bytes, write_bytes
@@ -163,7 +163,8 @@ def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
     try:
         return doc, SearchConfig.model_validate(doc["config"])
     except ValidationError as e:
-        raise SearchFileError(f"{where}: {SEARCH_FILE} holds an invalid config: {format_validation_error(e)}") from None
+        raise SearchFileError(f"{where}: {SEARCH_FILE} holds an invalid config: "
+                              f"{format_validation_error(e)}") from None
 
 
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,

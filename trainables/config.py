@@ -225,7 +225,7 @@ class TrialConfig(Strict):
 
     def resolved_criterion_params(self) -> dict:
         """The criterion's parameters with their defaults filled in."""
-        return CRITERIA[self.granularity][self.criterion].params(**self.criterion_params).model_dump()
+        return CRITERIA[self.granularity][self.criterion].resolve(self.criterion_params)
 
     def prune_settings(self) -> PruneSettings:
         return PruneSettings(self.granularity, self.criterion, self.ratio, self.iterations, self.global_pruning,

@@ -102,6 +102,13 @@ def save_model(model: nn.Module, spec: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write beside `path`, then rename over it: a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def load_payload(path: str | os.PathLike) -> dict:
     """The file's spec and state_dict, read with the safe loader (tensors and plain data only)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..models import classifier_layer
+from .activations import leaf_modules
 
 # Images per forward pass of batched ablations: a GPU wants large batches; on CPU, passes
 # beyond the calibration batch itself are slower (measured: 2048 images 3x slower than 256).
@@ -76,20 +77,18 @@ class AblationProbe:
     @torch.no_grad()
     def __init__(self, model: nn.Module, x: torch.Tensor):
         self.model, self.x = model.eval(), x
-        self.order: list[nn.Module] = []
-        self.cached: dict[nn.Module, torch.Tensor] = {}
+        self.cached: dict[nn.Module, torch.Tensor] = {}  # filled in execution order
 
         def record(module, _inputs, out):
-            self.order.append(module)
             self.cached[module] = out.detach().clone()
 
-        leaves = [m for m in model.modules() if not list(m.children())]
-        handles = [m.register_forward_hook(record) for m in leaves]
+        handles = [m.register_forward_hook(record) for m in leaf_modules(model)]
         try:
             self.reference = outputs(model, x)
         finally:
             for h in handles:
                 h.remove()
+        self.order = list(self.cached)
 
     @contextmanager
     def _replay_prefix(self, touched: list[nn.Module], k: int):

@@ -8,7 +8,7 @@ samples (expected_abs, hrank) or a joint fit across modules (PLS + VIP).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Hashable, Literal
 
 import numpy as np
 import torch
@@ -88,11 +88,15 @@ class JointVip:
 ChannelStatistic = MeanOverSamples | JointVip
 
 
+def leaf_modules(model: nn.Module) -> list[nn.Module]:
+    """Modules without children: what a forward pass runs as units."""
+    return [m for m in model.modules() if not list(m.children())]
+
+
 def execution_order(model: nn.Module, sample: torch.Tensor) -> list[nn.Module]:
     """Leaf modules in the order one forward pass runs them."""
     order: list[nn.Module] = []
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod)) for m in leaves]
+    handles = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod)) for m in leaf_modules(model)]
     try:
         with torch.no_grad():
             model.eval()(sample)
@@ -102,17 +106,16 @@ def execution_order(model: nn.Module, sample: torch.Tensor) -> list[nn.Module]:
     return order
 
 
-def activation_after(order: list[nn.Module], module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The activation the network applies right after `module` (identity when none does, e.g.
+def activation_after(order: list[nn.Module], i: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation the network applies right after `order[i]` (identity when none does, e.g.
     a residual branch's last BatchNorm, whose output is first added to the shortcut)."""
-    i = order.index(module)
     following = order[i + 1] if i + 1 < len(order) else None
     return ACTIVATION_FUNCTIONS.get(type(following), lambda t: t)
 
 
 @torch.no_grad()
-def collect_scores(model: nn.Module, modules: dict[str, tuple[nn.Module, Callable]], stat: ChannelStatistic,
-                   calib: Split, device: torch.device, chunk: int = 128) -> dict[str, torch.Tensor]:
+def collect_scores(model: nn.Module, modules: dict[Hashable, tuple[nn.Module, Callable]], stat: ChannelStatistic,
+                   calib: Split, device: torch.device, chunk: int = 128) -> dict[Hashable, torch.Tensor]:
     """Per-channel scores of each module's output (passed through its activation) on the
     calibration batch: {name: (C,)}."""
     feats: dict[str, list[torch.Tensor]] = {k: [] for k in modules}

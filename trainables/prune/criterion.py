@@ -32,6 +32,10 @@ class Criterion:
     def make(self, params: dict | None = None) -> Any:
         return self.build(self.params(**(params or {})))
 
+    def resolve(self, params: dict) -> dict:
+        """The parameters with their defaults filled in ({} for a criterion that takes none)."""
+        return self.params(**params).model_dump()
+
     def check_names(self, params: dict, label: str) -> None:
         """ValueError naming the first parameter this criterion (`label`) does not take, and those it does."""
         unknown = [k for k in params if k not in self.params.model_fields]

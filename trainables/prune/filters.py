@@ -32,17 +32,17 @@ OUT_CHANNEL_FNS = (tp_fn.prune_batchnorm_out_channels, tp_fn.prune_conv_out_chan
                    tp_fn.prune_linear_out_channels)
 
 
-def scored_layers(model: nn.Module, sample: torch.Tensor) -> dict[nn.Module, Callable]:
-    """The layers whose outputs stand for channels, each with the activation that follows it:
-    every BatchNorm, and every Conv/Linear not followed by one (the classifier excepted)."""
-    order = execution_order(model, sample)
+def scored_layers(model: nn.Module, order: list[nn.Module]) -> dict[nn.Module, Callable]:
+    """The layers whose outputs stand for channels, each with the activation that follows it
+    (`order`: the model's leaf modules as a forward pass runs them): every BatchNorm, and
+    every Conv/Linear not followed by one (the classifier excepted)."""
     classifier = classifier_layer(model)
     scored = {}
     for i, m in enumerate(order):
         followed_by_bn = i + 1 < len(order) and isinstance(order[i + 1], nn.BatchNorm2d)
         if isinstance(m, nn.BatchNorm2d) or (isinstance(m, (nn.Conv2d, nn.Linear)) and not followed_by_bn
                                               and m is not classifier):
-            scored[m] = activation_after(order, m)
+            scored[m] = activation_after(order, i)
     return scored
 
 
@@ -69,10 +69,8 @@ class ActivationImportance(tp.importance.GroupMagnitudeImportance):
         self.scores: dict[nn.Module, torch.Tensor] = {}
 
     def prepare(self, model: nn.Module, calib: Split, device: torch.device) -> None:
-        scored = scored_layers(model, calib.x[:1].to(device))
-        names = {m: name for name, m in model.named_modules()}
-        by_name = collect_scores(model, {names[m]: (m, act) for m, act in scored.items()}, self.stat, calib, device)
-        self.scores = {m: by_name[names[m]] for m in scored}
+        scored = scored_layers(model, execution_order(model, calib.x[:1].to(device)))
+        self.scores = collect_scores(model, {m: (m, act) for m, act in scored.items()}, self.stat, calib, device)
 
     @torch.no_grad()
     def __call__(self, group):
@@ -92,9 +90,8 @@ class AblationImportance(tp.importance.Importance):
         self.measure = measure
 
     def prepare(self, model: nn.Module, calib: Split, device: torch.device) -> None:
-        x = calib.x.to(device)
-        self.scored = scored_layers(model, x[:1])
-        self.probe = AblationProbe(model, x)
+        self.probe = AblationProbe(model, calib.x.to(device))
+        self.scored = scored_layers(model, self.probe.order)
 
     @torch.no_grad()
     def __call__(self, group):

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from .config import ConfigError, SearchConfig
+from .storage import check_reachable, is_local
 
 HTTP_TIMEOUT_S = 5
 TRACKING_SCHEMES = {"sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks"}
@@ -79,9 +80,15 @@ def check_tracking_uri(uri: str) -> None:
 
 
 def check_storage_path(storage_path: str) -> None:
-    """Local folders are probed; cloud URIs are left to Ray (probing needs credentials and network)."""
-    if "://" not in storage_path or storage_path.startswith("file://"):
+    """Local folders are probed with a write; a cloud URI's bucket must answer in bounded time."""
+    if is_local(storage_path):
         _writable_folder(Path(storage_path.removeprefix("file://")), "experiment.storage_path")
+        return
+    try:
+        check_reachable(storage_path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"experiment.storage_path: cannot reach {storage_path} "
+                          f"({str(e).strip().splitlines()[0][:200]})") from None
 
 
 def check_local_resources(cfg: SearchConfig, cpus: int, gpus: int) -> None:

@@ -111,7 +111,13 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def load_payload(path: str | os.PathLike) -> dict:
     """The file's spec and state_dict, read with the safe loader (tensors and plain data only)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # truncated zip, garbage bytes, a pickle the safe loader refuses
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ValueError(f"{path}: not a readable model file, truncated or damaged ({first_line})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not a robustprune model file (format {FORMAT_VERSION})")
     return payload

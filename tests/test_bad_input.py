@@ -1,0 +1,291 @@
+"""The bad-input matrix: every way a careless user (or a damaged file) can feed the CLI
+something wrong ends in exit 2, exactly one line on stderr naming the field or file, no
+traceback, and nothing created: no file or folder, no MLflow run or model version, no Ray.
+
+The CLI runs in-process (`search.cli.main`, the console script's entry point) so that the
+~90 cases cost seconds; `test_preflight.py` and the e2e tests run the installed script.
+"""
+import socket
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from mlflow.tracking import MlflowClient
+
+from search.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+NO_CUDA = f"cuda:{torch.cuda.device_count() if torch.cuda.is_available() else 0}"  # one past the last device
+
+
+def _run(*overrides):
+    return ["run", QUICKSTART, *[a for o in overrides for a in ("--set", o)]]
+
+
+def _trial(*args):
+    return ["trial", *args, "--out", "{tmp}/out"]
+
+
+SEARCH_JSON = '{"parent_run_id": "x", "tracking_uri": "%s", "config": {}}'
+
+# (id, argv, files to create first {relative path: bytes, or text with placeholders}, text the
+# one line must contain)
+# argv placeholders: {tmp} work folder, {store} the shared MLflow store, {baseline} a trained
+# digits LeNet, {busy} a port in use, {closed} a port nobody listens on.
+CASES = [
+    # ---- run: config values (--set) -----------------------------------------------------
+    ("unknown-key", _run("search.bogus=1"), {}, "search.bogus: unknown key"),
+    ("ratio-empty", _run("space.ratio=[0.9, 0.1]"), {}, "space.ratio: empty range"),
+    ("ratio-high", _run("space.ratio=[0.2, 1.0]"), {}, "space.ratio: got 1.0; allowed: 0 < value < 1"),
+    ("criteria-empty", _run("space.criteria=[]"), {}, "space.criteria: must not be empty"),
+    ("criteria-unknown", _run("space.criteria=[magic]"), {}, "space.criteria: unknown criterion 'magic'; allowed:"),
+    ("criteria-granularity", _run("model.name=resnet20", "space.granularities=[layer]", "space.criteria=[lamp]"), {},
+     "space.criteria: none fits granularity 'layer'"),
+    ("granularity-model", _run("space.granularities=[layer]", "space.criteria=[l1]"), {},
+     "space.granularities: model 'lenet' has no removable blocks"),
+    ("granularity-unknown", _run("space.granularities=[channel]"), {}, "space.granularities"),
+    ("iterations-zero", _run("space.iterations=[0, 2]"), {}, "space.iterations"),
+    ("model-not-mapping", _run("model=resnet20"), {}, "model: got 'resnet20'; expected a mapping"),
+    ("model-unknown", _run("model.name=alexnet"), {}, "model.name"),
+    ("dataset-unknown", _run("data.name=imagenet"), {}, "data.name"),
+    ("cifar-no-dir", _run("data.name=cifar10"), {}, "data.data_dir: cifar10 is read from disk"),
+    ("val-size", _run("data.val_size=4500"), {}, "data.val_size: got 4500; allowed: 1..4499"),
+    ("attacks-empty", _run("attacks=[]"), {}, "attacks: must not be empty"),
+    ("attack-unknown", _run("attacks=[{name: laser}]"), {}, "attacks.0"),
+    ("eps-negative", _run("attacks=[{name: fgsm, eps: -1}]"), {}, "attacks.0.eps: got -1"),
+    ("eps-pixel-units", _run("attacks=[{name: fgsm, eps: 5}]"), {}, "attacks.0: eps: got 5.0; allowed: 0..1 for fgsm (pixel units"),
+    ("occlusion-stride", _run("attacks=[{name: occlusion, params: {stride: -2}}]"), {},
+     "attacks.0: params.stride: got -2; allowed: >= 1"),
+    ("occlusion-fills", _run("evaluation.final_attacks=[{name: occlusion, params: {fills: []}}]"), {},
+     "evaluation.final_attacks.0: params.fills: must not be empty"),
+    ("spatial-rotation", _run("attacks=[{name: spatial, params: {max_rotation: 181}}]"), {},
+     "attacks.0: params.max_rotation: got 181"),
+    ("eps-grid", _run("evaluation.eps_grid=[0.1, 3]"), {}, "evaluation.eps_grid.1: got 3; allowed: <= 1"),
+    ("sampler", _run("search.sampler=grid"), {}, "search.sampler: invalid value 'grid'; allowed: 'nsga2', 'tpe'"),
+    ("num-samples-text", _run("search.num_samples=many"), {}, "search.num_samples: got 'many'; expected an integer"),
+    ("num-samples-zero", _run("search.num_samples=0"), {}, "search.num_samples: got 0; allowed: >= 1"),
+    ("objectives", _run("search.objectives={flops: min}"), {}, "search.objectives: got 1 objectives"),
+    ("gpus-negative", _run("resources.gpus_per_trial=-0.5"), {}, "resources.gpus_per_trial: got -0.5; allowed: >= 0"),
+    ("device", _run("experiment.device=tpu"), {}, "experiment.device: unknown device 'tpu'; allowed: auto, cpu"),
+    ("criterion-param-absent", _run("space.criteria=[l1, pls_vip]", "space.criterion_params={kl: {}}"), {},
+     "space.criterion_params: 'kl' is not in space.criteria; allowed: l1, pls_vip"),
+    ("criterion-param-unknown", _run("space.criteria=[l1, pls_vip]", "space.criterion_params={l1: {pooling: max}}"),
+     {}, "space.criterion_params.l1: 'pooling' is not a parameter of filter criterion 'l1'; allowed: none"),
+    ("criterion-param-value", _run("model.name=resnet20", "space.granularities=[filter, layer]",
+                                   "space.criteria=[pls_vip]", "space.criterion_params={pls_vip: {pooling: median}}"),
+     {}, "space.criterion_params.pls_vip.pooling: invalid value 'median'; allowed: 'max' or 'mean'"),
+    ("set-no-equals", _run("space.ratio"), {}, "--set: expected KEY=VALUE, got 'space.ratio'"),
+    ("set-bad-yaml", _run("space.ratio=[0.2"), {}, "--set space.ratio: YAML syntax error at line 1, column 5"),
+    # ---- run: the config file -----------------------------------------------------------
+    ("config-missing", ["run", "{tmp}/nope.yaml"], {}, "config: file not found: "),
+    ("config-folder", ["run", "{tmp}/folder"], {"folder/keep": b""}, "is a folder; give the YAML file"),
+    ("config-duplicate", ["run", "{tmp}/c.yaml"], {"c.yaml": b"search: {num_samples: 4}\nsearch: {num_samples: 8}\n"},
+     "key 'search' appears twice (line 2)"),
+    ("config-duplicate-nested", ["run", "{tmp}/c.yaml"], {"c.yaml": b"space:\n  ratio: 0.2\n  ratio: 0.3\n"},
+     "key 'ratio' appears twice (line 3)"),
+    ("config-syntax", ["run", "{tmp}/c.yaml"], {"c.yaml": b"space: {ratio: [0.2\n"},
+     "YAML syntax error at line 2, column 1"),
+    ("config-tab", ["run", "{tmp}/c.yaml"], {"c.yaml": b"experiment:\n\tname: x\n"}, "YAML syntax error at line 2"),
+    ("config-binary", ["run", "{tmp}/c.yaml"], {"c.yaml": b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00"}, "is not UTF-8 text"),
+    ("config-list", ["run", "{tmp}/c.yaml"], {"c.yaml": b"- just\n- a list\n"}, "must hold a mapping of keys to values"),
+    ("config-bad-value", ["run", "{tmp}/c.yaml"], {"c.yaml": b"search: {num_samples: -3}\n"},
+     "search.num_samples: got -3; allowed: >= 1"),
+    # ---- run: preflight (tracking store, storage, resources) ------------------------------
+    ("tracking-down", _run("experiment.tracking_uri=http://127.0.0.1:{closed}"), {},
+     "experiment.tracking_uri: no MLflow server answers at http://127.0.0.1:"),
+    ("tracking-scheme", _run("experiment.tracking_uri=foo://bar"), {},
+     "experiment.tracking_uri: unsupported scheme 'foo'"),
+    ("tracking-corrupt", _run("experiment.tracking_uri=sqlite:///{tmp}/bad.db"), {"bad.db": b"\x7fELF" + b"\0" * 200},
+     "is not an SQLite database"),
+    ("tracking-folder", _run("experiment.tracking_uri=sqlite:///{tmp}/folder"), {"folder/keep": b""},
+     "is a folder; name the SQLite file"),
+    ("tracking-under-file", _run("experiment.tracking_uri=sqlite:///{tmp}/a-file/mlflow.db"), {"a-file": b"x"},
+     "experiment.tracking_uri: cannot write to"),
+    ("storage-under-file", _run("experiment.storage_path={tmp}/a-file/runs"), {"a-file": b"x"},
+     "experiment.storage_path: cannot write to"),
+    ("gpus-absent", _run(f"resources.gpus_per_trial={torch.cuda.device_count() + 1}"), {},
+     "resources.gpus_per_trial: "),
+    ("cpus-absent", _run("resources.cpus_per_trial=4096"), {}, "resources.cpus_per_trial: 4096.0 requested"),
+    # ---- resume ---------------------------------------------------------------------------
+    ("resume-no-folder", ["resume", "{tmp}/gone"], {}, "no robustprune_search.json"),
+    ("resume-no-file", ["resume", "{tmp}/s"], {"s/other": b""}, "no robustprune_search.json; pass the folder"),
+    ("resume-not-json", ["resume", "{tmp}/s"], {"s/robustprune_search.json": b"{not json"},
+     "robustprune_search.json is not valid JSON (damaged?)"),
+    ("resume-incomplete", ["resume", "{tmp}/s"], {"s/robustprune_search.json": b'{"parent_run_id": "x"}'},
+     "robustprune_search.json lacks 'tracking_uri' (damaged?)"),
+    ("resume-bad-config", ["resume", "{tmp}/s"], {"s/robustprune_search.json":
+                                                  b'{"parent_run_id": "x", "tracking_uri": "sqlite:///x.db", '
+                                                  b'"config": {"search": {"num_samples": 0}}}'},
+     "holds an invalid config: search.num_samples: got 0; allowed: >= 1"),
+    ("resume-store-down", ["resume", "{tmp}/s"],
+     {"s/robustprune_search.json": (SEARCH_JSON % "http://127.0.0.1:{closed}")},
+     "experiment.tracking_uri: no MLflow server answers"),
+    ("resume-scheme", ["resume", "nosuch://bucket/search"], {}, "experiment_path: nosuch://bucket/search: cannot read it"),
+    ("resume-gcs-offline", ["resume", "gs://robustprune-no-such-bucket/search"], {},
+     "experiment_path: gs://robustprune-no-such-bucket/search: cannot read it"),
+    ("resume-s3-offline", ["resume", "s3://robustprune-no-such-bucket/search"], {},
+     "experiment_path: s3://robustprune-no-such-bucket/search: cannot read it"),
+    ("storage-gcs-offline", _run("experiment.storage_path=gs://robustprune-no-such-bucket/runs"), {},
+     "experiment.storage_path: cannot reach gs://robustprune-no-such-bucket/runs"),
+    # ---- trial ----------------------------------------------------------------------------
+    ("trial-criterion", _trial("--criterion", "nope"), {}, "allowed: bn_scale"),
+    ("trial-layer-criterion", _trial("--granularity", "layer", "--criterion", "lamp", "--model", "resnet20"), {},
+     "allowed: cka, expected_abs"),
+    ("trial-attack", _trial("--attacks", "fgsm,laser"), {}, "allowed: autoattack"),
+    ("trial-model", _trial("--model", "alexnet"), {}, "model"),
+    ("trial-dataset", _trial("--dataset", "imagenet"), {}, "allowed: cifar10"),
+    ("trial-ratio-zero", _trial("--ratio", "0"), {}, "ratio: got 0.0; allowed: 0 < value < 1"),
+    ("trial-ratio-high", _trial("--ratio", "1.2"), {}, "0 < value < 1"),
+    ("trial-ratio-text", _trial("--ratio", "half"), {}, "argument --ratio: invalid float value: 'half'"),
+    ("trial-iterations", _trial("--iterations", "0"), {}, "iterations: got 0; allowed: >= 1"),
+    ("trial-eps", _trial("--eps", "-0.1"), {}, ">= 0"),
+    ("trial-eps-pixel-units", _trial("--eps", "8"), {}, "allowed: 0..1"),
+    ("trial-cifar-dir", _trial("--dataset", "cifar10", "--data-dir", "/nonexistent"), {}, "cifar-10-batches-py"),
+    ("trial-layer-lenet", _trial("--granularity", "layer", "--model", "lenet"), {}, "layer pruning allowed for"),
+    ("trial-device", _trial("--device", "tpu"), {}, "allowed: auto, cpu, cuda"),
+    ("trial-cuda-absent", _trial("--dataset", "digits", "--device", NO_CUDA), {},
+     f"device: '{NO_CUDA}' requested but this machine has"),
+    ("trial-val-size", _trial("--val-size", "4500"), {}, "val_size: got 4500; allowed: 1..4499"),
+    ("trial-eps-grid", _trial("--eps-grid", "0,2"), {}, "<= 1"),
+    ("trial-eps-grid-text", _trial("--eps-grid", "0,a"), {}, "expected comma-separated numbers"),
+    ("trial-param-unknown", _trial("--criterion", "l1", "--criterion-param", "pooling=max"), {}, "allowed: none"),
+    ("trial-param-value", _trial("--criterion", "pls_vip", "--criterion-param", "pooling=sum"), {}, "'max' or 'mean'"),
+    ("trial-param-syntax", _trial("--criterion", "pls_vip", "--criterion-param", "pooling"), {},
+     "--criterion-param: expected KEY=VALUE"),
+    ("trial-out-file", ["trial", "--dataset", "digits", "--out", "{tmp}/taken"], {"taken": b"x"},
+     "out: '{tmp}/taken' is a file"),
+    ("trial-no-out", ["trial", "--dataset", "digits"], {}, "the following arguments are required: --out"),
+    ("trial-config-missing", _trial("--config", "{tmp}/none.yaml"), {}, "config: file not found"),
+    ("trial-config-digits-val", _trial("--config", "{tmp}/t.yaml"), {"t.yaml": b"dataset: digits\nval_size: 1617\n"},
+     "val_size: got 1617; allowed: 1..1616"),
+    ("trial-config-occlusion-eps", _trial("--config", "{tmp}/t.yaml"),
+     {"t.yaml": b"attacks: [{name: occlusion, eps: 0.1}]\n"}, "attacks.0: eps: occlusion has no eps budget"),
+    ("trial-config-fgsm-steps", _trial("--config", "{tmp}/t.yaml"), {"t.yaml": b"attacks: [{name: fgsm, steps: 5}]\n"},
+     "attacks.0: steps: unknown for fgsm; allowed: none"),
+    ("trial-config-pgd-param", _trial("--config", "{tmp}/t.yaml"),
+     {"t.yaml": b"attacks: [{name: pgd, params: {restart: 3}}]\n"},
+     "attacks.0: params.restart: unknown for pgd; allowed: steps, alpha, restarts"),
+    ("trial-config-rotation", _trial("--config", "{tmp}/t.yaml"),
+     {"t.yaml": b"attacks: [{name: spatial, params: {max_rotation: 270}}]\n"},
+     "attacks.0: params.max_rotation: got 270; allowed: <= 180"),
+    ("trial-baseline-missing", _trial("--baseline", "{tmp}/missing.pt"), {}, "baseline: cannot read"),
+    ("trial-baseline-garbage", _trial("--baseline", "{tmp}/b.pt"), {"b.pt": b"\0not a torch file" * 10},
+     "truncated or damaged"),
+    ("trial-baseline-truncated", _trial("--baseline", "{tmp}/b.pt"), {"b.pt": "TRUNCATED_BASELINE"},
+     "truncated or damaged"),
+    ("trial-baseline-model", _trial("--baseline", "{baseline}", "--model", "resnet20"), {},
+     "model: --baseline holds a 'lenet', not a 'resnet20'"),
+    ("trial-baseline-dataset", _trial("--baseline", "{baseline}", "--dataset", "mnist5k"), {},
+     "baseline: --baseline was trained on input (1, 8, 8)"),
+    # ---- pareto / export / ui -------------------------------------------------------------
+    ("pareto-experiment", ["pareto", "--tracking-uri", "{store}", "--experiment", "nope"], {},
+     "experiment: no MLflow experiment named 'nope'"),
+    ("pareto-run-id", ["pareto", "--tracking-uri", "{store}", "--run-id", "deadbeef"], {}, "run-id: no run 'deadbeef'"),
+    ("pareto-not-a-search", ["pareto", "--tracking-uri", "{store}", "--run-id", "{child}"], {},
+     "is not a robustprune search"),
+    ("pareto-no-searches", ["pareto", "--tracking-uri", "{store}", "--experiment", "empty"], {},
+     "experiment: 'empty' has no robustprune search runs"),
+    ("pareto-store-down", ["pareto", "--tracking-uri", "http://127.0.0.1:{closed}"], {}, "no MLflow server answers"),
+    ("pareto-store-corrupt", ["pareto", "--tracking-uri", "sqlite:///{tmp}/bad.db"], {"bad.db": b"garbage" * 40},
+     "is not an SQLite database"),
+    ("export-run-id", ["export", "--tracking-uri", "{store}", "--run-id", "deadbeef", "--out", "{tmp}/x"], {},
+     "run-id: no run 'deadbeef'"),
+    ("export-format", ["export", "--tracking-uri", "{store}", "--format", "zip", "--out", "{tmp}/x"], {},
+     "format: "),
+    ("export-out-file", ["export", "--tracking-uri", "{store}", "--out", "{tmp}/taken"], {"taken": b"x"},
+     "--out: '{tmp}/taken' is a file"),
+    ("export-out-not-empty", ["export", "--tracking-uri", "{store}", "--out", "{tmp}/full"], {"full/f": b"x"},
+     "is not empty; pass --force to replace it whole"),
+    ("export-threshold-text", ["export", "--tracking-uri", "{store}", "--max-flops", "lots", "--out", "{tmp}/x"], {},
+     "argument --max-flops: invalid float value: 'lots'"),
+    ("ui-port-busy", ["ui", "--tracking-uri", "{store}", "--port", "{busy}"], {}, "port: cannot serve on 127.0.0.1:"),
+    ("ui-store-scheme", ["ui", "--tracking-uri", "foo://bar"], {}, "unsupported scheme 'foo'"),
+    # ---- the command line itself ----------------------------------------------------------
+    ("no-command", [], {}, "the following arguments are required: command"),
+    ("unknown-command", ["prune"], {}, "invalid choice: 'prune'"),
+    ("run-no-config", ["run"], {}, "the following arguments are required: config"),
+    ("unknown-flag", ["run", QUICKSTART, "--fast"], {}, "unrecognized arguments: --fast"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, digits_baseline):
+    """What the cases refer to: an MLflow store holding an experiment with one plain run and
+    one without searches, and a trained digits LeNet (and a truncated copy of it)."""
+    from trainables.store import save_model
+
+    root = tmp_path_factory.mktemp("world")
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(store)
+    exp = client.create_experiment("robustprune")
+    client.create_experiment("empty")
+    child = client.create_run(exp).info.run_id
+    client.set_terminated(child)
+    _, baseline = digits_baseline
+    model_file = save_model(baseline.model(), baseline.payload["spec"], root / "baseline.pt")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    yield {"store": store, "child": child, "baseline": str(model_file), "busy": busy.getsockname()[1],
+           "closed": _free_port(), "truncated": model_file.read_bytes()[:2000], "client": client}
+    busy.close()
+
+
+def _registry_state(client: MlflowClient) -> tuple:
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+    versions = client.search_model_versions()
+    return (sorted((r.info.run_id, r.info.status) for r in runs), len(versions),
+            sorted(e.name for e in client.search_experiments()))
+
+
+def _fill(text: str, values: dict) -> str:
+    """The case's placeholders replaced (str.format would trip on YAML's braces)."""
+    for key, value in values.items():
+        text = text.replace("{%s}" % key, str(value))
+    return text
+
+
+def _tree(folder: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(folder)), p.stat().st_size if p.is_file() else -1) for p in folder.rglob("*"))
+
+
+def test_the_matrix_is_large_and_its_ids_unique():
+    ids = [case[0] for case in CASES]
+    assert len(ids) >= 60 and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("argv, files, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, monkeypatch, capsys, world, argv, files,
+                                                          message):
+    values = {**world, "tmp": str(tmp_path)}
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content == "TRUNCATED_BASELINE":
+            content = world["truncated"]
+        path.write_bytes(_fill(content, values).encode() if isinstance(content, str) else content)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("search.storage.CLOUD_TIMEOUT_S", 8.0)  # this machine has no network: gs:// never answers
+    before, store_before = _tree(tmp_path), _registry_state(world["client"])
+
+    code = main([_fill(arg, values) for arg in argv])
+
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2, err[-3000:]
+    assert len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("robustprune: error: ") and _fill(message, values) in lines[0], lines[0]
+    assert "Traceback" not in out + err
+    assert _tree(tmp_path) == before  # no file, folder, database or partial output
+    assert _registry_state(world["client"]) == store_before  # no MLflow run or model version
+    assert not ray.is_initialized()

@@ -1,5 +1,6 @@
 """Export a model from the Pareto front: pick under a constraint, write deployable files,
-a model card, and register it in the MLflow Model Registry with alias `best`.
+a model card, and register it in the MLflow Model Registry with alias `best` (a pyfunc
+that loads without unpickling: see pyfunc_model.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import mlflow
 import torch
 import yaml
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from torch import nn
 
@@ -157,7 +159,8 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
             out.rename(replaced)
         staged.rename(out)
         try:
-            with _registration(tracking_uri, run, registered_name or f"{experiment}-pruned") as version:
+            with _registration(tracking_uri, run, registered_name or f"{experiment}-pruned", src, model,
+                               example) as version:
                 card["registered_model"] = {"name": version.name, "version": version.version, "alias": "best"}
                 _write_card(out, card)
         except BaseException:
@@ -168,23 +171,43 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
     return card
 
 
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def _log_safe_model(run_id: str, model_file: Path, model: nn.Module, example: torch.Tensor):
+    """The pruned model as an MLflow pyfunc built from code plus the safe model.pt (loading
+    it unpickles nothing), logged to the trial's run; returns its ModelInfo."""
+    import trainables
+
+    signature = infer_signature(example.numpy(), model(example).detach().numpy())
+    with mlflow.start_run(run_id=run_id):
+        return mlflow.pyfunc.log_model(
+            name="registered_model", python_model=str(PYFUNC_FILE), artifacts={"model_file": str(model_file)},
+            code_paths=[str(Path(trainables.__file__).parent)], signature=signature,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"])
+
+
 @contextmanager
-def _registration(tracking_uri: str, run, name: str):
-    """The run's logged model as a new version of `name`, aliased `best`; undone (the version
-    deleted, the previous @best restored) if the block raises."""
-    mlflow.set_tracking_uri(tracking_uri)  # register_model reads the fluent URIs
+def _registration(tracking_uri: str, run, name: str, model_file: Path, model: nn.Module, example: torch.Tensor):
+    """The model as a new version of `name`, aliased `best`; undone (the logged model and
+    the version deleted, the previous @best restored) if the block raises."""
+    mlflow.set_tracking_uri(tracking_uri)  # log_model and register_model read the fluent URIs
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
         previous = client.get_model_version_by_alias(name, "best").version
     except MlflowException:
         previous = None
-    version = mlflow.register_model(run.data.tags["model_uri"], name, tags={"source_run": run.info.run_id})
+    info = _log_safe_model(run.info.run_id, model_file, model, example)
+    version = None
     try:
+        version = mlflow.register_model(info.model_uri, name, tags={"source_run": run.info.run_id})
         client.set_registered_model_alias(name, "best", version.version)
         yield version
     except BaseException:
-        client.delete_model_version(name, version.version)
+        if version is not None:
+            client.delete_model_version(name, version.version)
         if previous is not None:
             client.set_registered_model_alias(name, "best", previous)
+        client.delete_logged_model(info.model_id)
         raise

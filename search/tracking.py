@@ -1,10 +1,9 @@
 """MLflow tracking: one parent run per search, one child run per trial, the live front.
 
 Everything goes through an explicit `MlflowClient` bound to the search's tracking URI,
-so nothing depends on (or changes) process-wide MLflow state, except the one fluent
-call that logs the `mlflow.pytorch` flavour. Logging a trial is idempotent: a trial
-already logged (tag `ray_trial_id`) is never logged twice, which is what makes
-`robustprune resume` safe.
+so nothing depends on (or changes) process-wide MLflow state. Logging a trial is
+idempotent: a trial already logged (tag `ray_trial_id`) is never logged twice, which is
+what makes `robustprune resume` safe.
 """
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 import time
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import yaml
 from mlflow.entities import Metric, Param
@@ -136,7 +134,7 @@ class Tracker:
         return run.info.run_id
 
     def log_trial(self, trial_id: str, params: dict, metrics: dict, trial_dir: Path, tags: dict) -> str | None:
-        """Child run with params, metrics, model.pt + metrics.json and the mlflow.pytorch model."""
+        """Child run with params, metrics, model.pt (the safe model file) and metrics.json."""
         run_id = self._fresh_child(trial_id, tags)
         if run_id is None:
             return None
@@ -145,29 +143,12 @@ class Tracker:
             self._log_metrics(run_id, numeric_metrics(metrics))
             for name in ("model.pt", "metrics.json"):
                 self.client.log_artifact(run_id, str(trial_dir / name))
-            self._log_pytorch_flavour(run_id, trial_dir / "model.pt")
         except Exception as e:
             self.client.set_tag(run_id, "error", f"logging failed: {e!r}"[:5000])
             self.client.set_terminated(run_id, "FAILED")
             raise
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
-
-    def _log_pytorch_flavour(self, run_id: str, model_file: Path) -> None:
-        """The pruned model as an MLflow pytorch model (pickle format: the pt2 export needs
-        an input example and re-traces every model; model.pt beside it is the safe copy)."""
-        import torch
-
-        import trainables
-        from trainables.store import load_model
-
-        mlflow.set_tracking_uri(self.tracking_uri)
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pytorch.log_model(
-                load_model(model_file), name="model", serialization_format="pickle",
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                code_paths=[str(Path(trainables.__file__).parent)])
-        self.client.set_tag(run_id, "model_uri", info.model_uri)
 
     def model_payload(self, run_id: str) -> dict:
         """A child run's pruned model file, as a safe payload."""

@@ -1,9 +1,12 @@
 """A real search: local Ray, sqlite MLflow, trained LeNet on embedded digits, real attacks."""
 import itertools
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 
 from e2e_helpers import run_cli, search_runs, tiny_config
@@ -49,7 +52,6 @@ def test_children_hold_params_metrics_and_models(search):
         assert c.data.tags["pareto"] in ("true", "false")
         artifacts = {a.path for a in client.list_artifacts(c.info.run_id)}
         assert {"model.pt", "metrics.json"} <= artifacts
-        assert c.data.tags["model_uri"].startswith("models:/")  # the mlflow.pytorch flavour
     assert parent.data.params["search.num_samples"] == str(N)
     assert {"config.yaml", "pareto.csv", "pareto.png", "pareto.html", "robustness_curves.png"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)}
@@ -152,13 +154,19 @@ def test_export_writes_loadable_files_and_registers(search):
     client = MlflowClient(uri)
     version = client.get_model_version_by_alias("e2e-pruned", "best")
     assert str(version.version) == str(card["registered_model"]["version"])
-    # the registered mlflow.pytorch model is the same network as the exported files
-    import mlflow.pytorch
+    # the registered model is the same network, and loading it unpickles nothing: a pyfunc
+    # from code (MLflow models-from-code) over the safe model.pt
+    import mlflow.pyfunc
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    registered = mlflow.pytorch.load_model("models:/e2e-pruned@best").eval()
+    local = Path(mlflow.artifacts.download_artifacts("models:/e2e-pruned@best", dst_path=str(tmp / "registered")))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    assert "python_function" in mlmodel["flavors"] and "pytorch" not in mlmodel["flavors"]
+    assert not [p for p in local.rglob("*") if p.suffix in (".pkl", ".pickle")], sorted(local.rglob("*"))
+    assert torch.load(next(local.rglob("model.pt")), weights_only=True)["format_version"]
+    registered = mlflow.pyfunc.load_model("models:/e2e-pruned@best")
     x = test.x[:16]
-    assert torch.allclose(registered(x), scripted(x), atol=1e-5)
+    assert np.allclose(registered.predict(x.numpy()), scripted(x).detach().numpy(), atol=1e-5)
 
 
 def test_export_with_no_fitting_model_fails_cleanly(search):
@@ -222,7 +230,9 @@ def test_failed_registration_leaves_no_folder_and_no_version(search, monkeypatch
     out.mkdir()
     (out / "keep.txt").write_text("the folder --force would replace")
     versions = _versions(uri)
-    best = MlflowClient(uri).get_model_version_by_alias("e2e-pruned", "best").version
+    client = MlflowClient(uri)
+    best = client.get_model_version_by_alias("e2e-pruned", "best").version
+    logged_models = len(client.search_logged_models(experiment_ids=[e.experiment_id for e in client.search_experiments()]))
 
     def disk_full(*args):  # the last step: the model is registered and the files are in place
         raise OSError("no space left on device")
@@ -232,7 +242,9 @@ def test_failed_registration_leaves_no_folder_and_no_version(search, monkeypatch
         export.export_model(uri, "e2e", out, ["state_dict"], export.Constraints(), force=True)
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # the replaced folder is back, whole
     assert _versions(uri) == versions
-    assert MlflowClient(uri).get_model_version_by_alias("e2e-pruned", "best").version == best
+    assert client.get_model_version_by_alias("e2e-pruned", "best").version == best
+    assert len(client.search_logged_models(experiment_ids=[e.experiment_id for e in client.search_experiments()])) \
+        == logged_models  # the pyfunc logged for the failed registration is gone too
     assert not [p for p in tmp.iterdir() if p.name.startswith(".export-fails")]  # no temporary left
 
 

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test bench bench-criteria clean
+.PHONY: install demo test bench bench-criteria bench-driver clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ bench: install
 
 bench-criteria: install
 	$(PY) bench/bench_criteria.py --out bench/criteria.md
+
+bench-driver: install
+	$(PY) bench/bench_driver.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns ray_results robustprune_runs

@@ -158,6 +158,8 @@ class SearchSettings(Strict):
         default_factory=lambda: {"flops": "min", "robust_acc": "max"})
     max_clean_acc_drop: float | None = Field(None, ge=0, le=1,
                                              description="trials losing more clean accuracy are infeasible")
+    dry_run: bool = Field(False, description="no-op trials with made-up metrics, to soak and time the driver "
+                                             "(search/dry_run.py)")
 
     @field_validator("objectives")
     @classmethod

@@ -7,6 +7,7 @@ cluster (`--address auto`) and on the cluster from cluster.yaml.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from trainables.trial import Baseline, run_trial
 
 from .baseline import get_baseline
 from .config import SearchConfig
+from .dry_run import dry_run_trial
 from .final_eval import evaluate_front
 from .lock import search_lock
 from .pareto import ACCURACY_METRICS
@@ -46,6 +48,16 @@ class SearchOutcome:
     errored: int
     front: list[dict]
     complete: bool
+
+
+def resident_memory_mb() -> float:
+    """This process's resident memory now (Linux /proc; the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def init_ray(address: str | None) -> None:
@@ -75,7 +87,7 @@ def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None
     cfg = SearchConfig.model_validate(search_config)
     torch.set_num_threads(max(1, int(cfg.resources.cpus_per_trial)))
     trial_cfg = cfg.trial_config(sampled_point(config))
-    result = run_trial(trial_cfg, baseline)
+    result = (dry_run_trial if cfg.search.dry_run else run_trial)(trial_cfg, baseline)
     m = result.metrics  # validation only: the test split is measured after the search, for the front
     drop = cfg.search.max_clean_acc_drop
     feasible = drop is None or m["clean_acc_baseline"] - m["clean_acc"] <= drop
@@ -95,41 +107,63 @@ class TrialLogger(tune.Callback):
 
     def __init__(self, tracker: Tracker, objectives: dict[str, str], seed: int, total: int):
         self.tracker, self.objectives, self.seed, self.total = tracker, objectives, seed, total
+        self.logged = 0
 
-    def _params(self, trial) -> dict:
-        return {**sampled_point(trial.config), "seed": self.seed}
+    def _params(self, config: dict) -> dict:
+        return {**sampled_point(config), "seed": self.seed}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         # Tune counts a callback's exception as the trial's failure and reruns the trial:
         # a tracking problem is reported here instead, and the search goes on.
+        start = time.perf_counter()
         try:
-            self._log_complete(trial)
+            self._log_finished(trial.trial_id, trial.config, trial.last_result, trial.checkpoint)
+            self._log_driver_cost(start)
         except Exception as e:
             print(f"[robustprune] WARNING: MLflow logging of trial {trial.trial_id} failed: {e!r}", flush=True)
 
-    def _log_complete(self, trial) -> None:
-        result = trial.last_result
+    def log_missing(self, grid) -> None:
+        """Log every finished trial of Tune's results that MLflow lacks: a driver killed
+        between Tune's record of a trial and its MLflow run leaves such a trial behind."""
+        for result in grid:
+            if result.error is None and result.checkpoint is not None:
+                self._log_finished(result.metrics["trial_id"], result.config, result.metrics, result.checkpoint,
+                                   quiet=True)
+
+    def _log_driver_cost(self, start: float) -> None:
+        """The driver's own cost per trial, as parent metrics by finished trial: the time this
+        callback took (logging, front, plots) and the driver's resident memory."""
+        self.logged += 1
+        self.tracker.log_parent_metrics({"driver_bookkeeping_ms": (time.perf_counter() - start) * 1000,
+                                         "driver_rss_mb": resident_memory_mb()}, step=self.logged)
+
+    def _log_finished(self, trial_id: str, config: dict, result: dict, checkpoint, quiet: bool = False) -> None:
         tags = {"ray_node_id": str(result.get("node_id", "")),
                 "feasible": "true" if result.get("feasible", 1) else "false"}
-        with trial.checkpoint.as_directory() as d:
+        p = self._params(config)
+        with checkpoint.as_directory() as d:
             metrics = json.loads((Path(d) / "metrics.json").read_text())
-            run_id = self.tracker.log_trial(trial.trial_id, self._params(trial), metrics, Path(d), tags)
+            run_id = self.tracker.log_trial(trial_id, p, metrics, Path(d), tags)
         if run_id is None:
-            print(f"[robustprune] already logged: trial {trial.trial_id} (kept its MLflow run)", flush=True)
+            if not quiet:
+                print(f"[robustprune] already logged: trial {trial_id} (kept its MLflow run)", flush=True)
             return
         state = self.tracker.update_pareto(self.objectives)
         on_front = any(r["run_id"] == run_id for r in state.front)
-        p = self._params(trial)
         print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
               f"ratio={p['ratio']:.2f} it={p['iterations']} | FLOPs -{metrics['flops_reduction']:.1%} | "
               f"val clean {metrics['clean_acc']:.3f} robust {metrics['robust_acc']:.3f} | "
               f"pareto {'yes' if on_front else 'no'} | hypervolume {state.hypervolume:.4f}", flush=True)
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        print(f"[robustprune] trial {trial.trial_id} failed ({trial.get_error()!r}), retrying "
+              f"(failures.max_retries)"[:400], flush=True)
+
     def on_trial_error(self, iteration, trials, trial, **info):
         error = trial.get_error()
         print(f"[robustprune] trial {trial.trial_id} FAILED: {error!r}"[:400], flush=True)
         try:
-            self.tracker.log_failed_trial(trial.trial_id, self._params(trial), repr(error))
+            self.tracker.log_failed_trial(trial.trial_id, self._params(trial.config), repr(error))
         except Exception as e:
             print(f"[robustprune] WARNING: MLflow logging of failed trial {trial.trial_id} failed: {e!r}", flush=True)
 
@@ -173,13 +207,14 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
     parent run never stays RUNNING, whatever happens."""
     with tracker.ending_on_error():
         grid = tuner.fit()
+        TrialLogger(tracker, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
         errored = sum(r.error is not None for r in grid)
         finished = len(grid) - errored
         complete = len(grid) >= cfg.search.num_samples and all(
             r.error is not None or r.checkpoint is not None for r in grid)
-        front = tracker.update_pareto(cfg.search.objectives).front
-        if complete and evaluate_front(tracker, cfg, baseline, front):
-            front = tracker.update_pareto(cfg.search.objectives).front  # pareto.csv with the test columns
+        front = tracker.update_pareto(cfg.search.objectives, final=True).front
+        if complete and not cfg.search.dry_run and evaluate_front(tracker, cfg, baseline, front):
+            front = tracker.update_pareto(cfg.search.objectives, final=True).front  # pareto.csv with test columns
             tracker.log_robustness_curves(front)
     tracker.finish("FINISHED" if complete else "KILLED")
     return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri, finished, errored, front,
@@ -225,7 +260,8 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
-                                            num_samples=cfg.search.num_samples),
+                                            num_samples=cfg.search.num_samples,
+                                            reuse_actors=True),  # torch imported once per worker, not per trial
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),

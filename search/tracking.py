@@ -28,6 +28,7 @@ SEARCH_TAG = "robustprune.search"
 TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed")
 CURVE_METRIC = "test_robust_acc_curve"
 CURVE_STEP_SCALE = 10_000  # MLflow steps are integers: eps 0.0314 is logged at step 314
+PLOT_EVERY_S = 30.0  # live pareto.png/.html redraw interval (pareto.csv is rewritten every trial)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
@@ -53,9 +54,12 @@ class Tracker:
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self._client: MlflowClient | None = None
+        self._children: dict[str, ChildRecord] | None = None  # by trial id; see _known_children
+        self._baseline: dict[str, float] | None = None
+        self._last_plot = 0.0
 
     def __getstate__(self):
-        return {**self.__dict__, "_client": None}
+        return {**self.__dict__, "_client": None, "_children": None, "_baseline": None}
 
     @property
     def client(self) -> MlflowClient:
@@ -108,6 +112,9 @@ class Tracker:
             self.finish("FAILED")
             raise
 
+    def log_parent_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        self._log_metrics(self.parent_run_id, metrics, step)
+
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         items = [Metric(k, v, now, step) for k, v in metrics.items()]
@@ -121,14 +128,24 @@ class Tracker:
             query += f" and attributes.status = '{status}'"
         return self.client.search_runs([self.experiment_id], query, max_results=50000)
 
+    def _known_children(self) -> dict[str, "ChildRecord"]:
+        """The search's child runs by trial id: read from MLflow once, then kept current in
+        memory (one driver per search, search/lock.py), so logging a trial costs the same
+        at the 1,000th trial as at the first. Runs left half-logged by a driver that died
+        are deleted here; their trials are logged again."""
+        if self._children is None:
+            self._children = {}
+            for run in self.child_runs():
+                if run.info.status not in ("FINISHED", "FAILED"):
+                    self.client.delete_run(run.info.run_id)
+                elif TRIAL_TAG in run.data.tags:
+                    self._children[run.data.tags[TRIAL_TAG]] = ChildRecord.of(run)
+        return self._children
+
     def _fresh_child(self, trial_id: str, tags: dict[str, str]) -> str | None:
         """A new child run for the trial, or None when the trial is already logged."""
-        for run in self.child_runs():
-            if run.data.tags.get(TRIAL_TAG) != trial_id:
-                continue
-            if run.info.status in ("FINISHED", "FAILED"):
-                return None
-            self.client.delete_run(run.info.run_id)  # half-logged before a crash: log it again
+        if trial_id in self._known_children():
+            return None
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}",
                                      tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, **tags})
         return run.info.run_id
@@ -146,8 +163,11 @@ class Tracker:
         except Exception as e:
             self.client.set_tag(run_id, "error", f"logging failed: {e!r}"[:5000])
             self.client.set_terminated(run_id, "FAILED")
+            self._children[trial_id] = ChildRecord(run_id, "FAILED", None, False)
             raise
         self.client.set_terminated(run_id, "FINISHED")
+        row = trial_row(run_id, trial_id, {k: str(v) for k, v in params.items()}, numeric_metrics(metrics))
+        self._children[trial_id] = ChildRecord(run_id, "FINISHED", row, tags.get("feasible", "true") == "true")
         return run_id
 
     def model_payload(self, run_id: str) -> dict:
@@ -189,38 +209,68 @@ class Tracker:
             return
         self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
         self.client.set_terminated(run_id, "FAILED")
+        self._children[trial_id] = ChildRecord(run_id, "FAILED", None, False, "false")
 
     # ------------------------------------------------------------------ Pareto front
-    def update_pareto(self, objectives: dict[str, str]) -> "FrontState":
-        """Recompute the front over all finished, feasible children; tag, measure and plot it."""
-        parent = self.client.get_run(self.parent_run_id)
-        baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items()
-                    if k.endswith("_baseline")}
-        runs = [r for r in self.child_runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
-        all_rows = [run_row(r) for r in runs]
-        rows = [row for row, r in zip(all_rows, runs) if r.data.tags.get("feasible", "true") == "true"]
+    def _baseline_metrics(self) -> dict[str, float]:
+        if self._baseline is None:
+            parent = self.client.get_run(self.parent_run_id)
+            self._baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items()
+                              if k.endswith("_baseline")}
+        return self._baseline
+
+    def update_pareto(self, objectives: dict[str, str], final: bool = False) -> "FrontState":
+        """Recompute the front over all finished, feasible children; tag, measure and plot it.
+
+        During the search the plots are redrawn at most every PLOT_EVERY_S; `final` re-reads
+        every child from MLflow (the final evaluation adds test metrics) and always plots."""
+        if final:
+            self._children = None
+        finished = [c for c in self._known_children().values()
+                    if c.status == "FINISHED" and c.row is not None and all(m in c.row for m in objectives)]
+        baseline = self._baseline_metrics()
+        feasible = [c for c in finished if c.feasible]
         front_ids: set[str] = set()
         hv = 0.0
-        if rows:
-            values = np.array([[row[m] for m in objectives] for row in rows])
+        if feasible:
+            values = np.array([[c.row[m] for m in objectives] for c in feasible])
             points = pareto.to_minimization(values, objectives, baseline)
             mask = pareto.non_dominated(points)
-            front_ids = {row["run_id"] for row, on in zip(rows, mask) if on}
+            front_ids = {c.run_id for c, on in zip(feasible, mask) if on}
             hv = pareto.hypervolume_2d(points, pareto.reference_point(objectives))
-        for r in runs:
-            flag = "true" if r.info.run_id in front_ids else "false"
-            if r.data.tags.get("pareto") != flag:
-                self.client.set_tag(r.info.run_id, "pareto", flag)
-        self._log_metrics(self.parent_run_id, {"hypervolume": hv, "finished_trials": len(runs),
-                                               "pareto_size": len(front_ids)}, step=len(runs))
-        front = sorted((row for row in rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
+        for c in finished:
+            flag = "true" if c.run_id in front_ids else "false"
+            if c.pareto != flag:
+                self.client.set_tag(c.run_id, "pareto", flag)
+                c.pareto = flag
+        self._log_metrics(self.parent_run_id, {"hypervolume": hv, "finished_trials": len(finished),
+                                               "pareto_size": len(front_ids)}, step=len(finished))
+        all_rows = [c.row for c in finished]
+        front = sorted((row for row in all_rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
-            if all_rows:
+            if all_rows and (final or time.monotonic() - self._last_plot >= PLOT_EVERY_S):
                 pareto.plot_png(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.png")
                 pareto.plot_html(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.html")
+                self._last_plot = time.monotonic()
             self.client.log_artifacts(self.parent_run_id, d)
-        return FrontState(front, len(runs), hv)
+        return FrontState(front, len(finished), hv)
+
+
+@dataclass
+class ChildRecord:
+    """What the driver keeps of one child run."""
+    run_id: str
+    status: str
+    row: dict | None  # trial_row of a finished run
+    feasible: bool
+    pareto: str | None = None  # the run's `pareto` tag as last set
+
+    @classmethod
+    def of(cls, run) -> "ChildRecord":
+        tags = run.data.tags
+        return cls(run.info.run_id, run.info.status, run_row(run) if run.info.status == "FINISHED" else None,
+                   tags.get("feasible", "true") == "true", tags.get("pareto"))
 
 
 @dataclass
@@ -230,13 +280,16 @@ class FrontState:
     hypervolume: float
 
 
+def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[str, float]) -> dict:
+    """One child run as a flat dict: ids, params (typed from their logged strings), metrics."""
+    return {"run_id": run_id, "trial_id": trial_id,
+            "criterion": params.get("criterion", ""), "granularity": params.get("granularity", ""),
+            "ratio": float(params.get("ratio", "nan")), "iterations": int(float(params.get("iterations", "0"))),
+            **metrics}
+
+
 def run_row(run) -> dict:
-    """One child run as a flat dict: params (typed), metrics and ids."""
-    p = run.data.params
-    return {"run_id": run.info.run_id, "trial_id": run.data.tags.get(TRIAL_TAG, ""),
-            "criterion": p.get("criterion", ""), "granularity": p.get("granularity", ""),
-            "ratio": float(p.get("ratio", "nan")), "iterations": int(float(p.get("iterations", "0"))),
-            **run.data.metrics}
+    return trial_row(run.info.run_id, run.data.tags.get(TRIAL_TAG, ""), run.data.params, run.data.metrics)
 
 
 def find_parent_run(tracking_uri: str, experiment_name: str, run_id: str | None = None):

@@ -1,0 +1,96 @@
+"""Hard-kill drills on a real search (local Ray, sqlite MLflow, real trials): SIGKILL of
+the driver, then `resume`; SIGKILL of a trial's worker process. Neither loses a trial nor
+logs one twice, and the killed driver's Ray processes do not outlive the resume."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from e2e_helpers import CLI, run_cli, search_runs, tiny_config
+
+pytestmark = pytest.mark.e2e
+N = 6
+
+
+def _finished_children(uri: str, experiment: str) -> int:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return 0
+    return len(client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != '' and "
+                                                       "attributes.status = 'FINISHED'"))
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _processes_matching(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline and entry.name != str(os.getpid()):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _assert_every_trial_logged_once(uri: str, experiment: str) -> None:
+    parent, children = search_runs(uri, experiment)
+    trial_ids = [c.data.tags["ray_trial_id"] for c in children]
+    assert sorted(c.info.status for c in children) == ["FINISHED"] * N, [c.info.status for c in children]
+    assert len(set(trial_ids)) == N  # none lost, none logged twice
+    assert parent.info.status == "FINISHED"
+    assert all("test_robust_acc" in c.data.metrics for c in children if c.data.tags["pareto"] == "true")
+
+
+def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path):
+    cfg = tiny_config(tmp_path, "killdriver", N)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _finished_children(uri, "killdriver") >= 2, 600, "two finished trials")
+        session = os.path.realpath("/tmp/ray/session_latest")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert _finished_children(uri, "killdriver") < N  # killed mid-search
+    parent, _ = search_runs(uri, "killdriver")
+    experiment_path = parent.data.tags["experiment_path"]
+    proc = run_cli("resume", experiment_path, cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    _assert_every_trial_logged_once(uri, "killdriver")
+    # the killed driver's local Ray (raylet, GCS, agents) is gone, not left running
+    _wait(lambda: not _processes_matching(os.path.basename(session)), 120, f"processes of {session} to exit")
+
+
+def test_sigkill_of_a_trial_worker_is_retried_and_logged_once(tmp_path):
+    cfg = tiny_config(tmp_path, "killworker", N, failures={"max_retries": 2})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _finished_children(uri, "killworker") >= 1 and _processes_matching("ray::ImplicitFunc"),
+              600, "a running trial worker")
+        victims = _processes_matching("ray::ImplicitFunc")[:1]  # one worker dies; its neighbour works on
+        os.kill(victims[0], signal.SIGKILL)
+        assert driver.wait(900) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert victims
+    _assert_every_trial_logged_once(uri, "killworker")
+    assert "retrying" in (tmp_path / "driver.log").read_text()  # a running trial was hit, and rerun

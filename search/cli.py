@@ -93,6 +93,11 @@ def cmd_trial(args) -> int:
             payload = load_payload(args.baseline)
         except (OSError, ValueError) as e:
             raise UsageError(f"baseline: cannot read {args.baseline}: {e}") from None
+        try:
+            model_from_payload(payload)
+        except (KeyError, RuntimeError, ValueError):
+            raise UsageError(f"baseline: {args.baseline}: its weights do not fit the architecture it names "
+                             f"(damaged, or edited by hand)") from None
         saved = payload["spec"]["arch"]["name"]
         if args.model not in (None, saved):
             raise UsageError(f"model: --baseline holds a '{saved}', not a '{args.model}'; drop --model or match it")
@@ -218,11 +223,32 @@ def cmd_pareto(args) -> int:
     rows = sorted(front_rows(uri, parent), key=lambda r: -r["robust_acc"])
     print(f"Pareto front of '{args.experiment}' (run {parent.info.run_id}, {len(rows)} models):")
     print(front_table(rows))
+    _say_if_unfinished(parent)
     return 0
+
+
+def _say_if_unfinished(parent) -> None:
+    """A front read from a search that is not FINISHED is partial: say why and what to do."""
+    from .lock import driver_state
+
+    status, path = parent.info.status, parent.data.tags.get("experiment_path", "EXPERIMENT_PATH")
+    if status == "FINISHED":
+        return
+    if status == "RUNNING":
+        state = driver_state(path)
+        if state == "running":
+            print("note: the search is still running; this front is partial", file=sys.stderr)
+            return
+        why = "its driver died" if state == "dead" else "it is running elsewhere, or its driver died"
+    else:
+        why = f"it ended {status}"
+    print(f"note: the search is not finished ({why}); this front is partial; continue it with: "
+          f"robustprune resume {path}", file=sys.stderr)
 
 
 def cmd_export(args) -> int:
     from .export import FORMATS, Constraints, ExportTargetTaken, NoModelFits, export_model
+    from .tracking import find_parent_run
 
     from trainables.registry import one_of
 
@@ -236,6 +262,7 @@ def cmd_export(args) -> int:
                             args.run_id, args.name, args.force)
     except (NoModelFits, LookupError, ExportTargetTaken) as e:
         raise UsageError(str(e)) from None
+    _say_if_unfinished(find_parent_run(_tracking_uri(args), args.experiment, card["search_run_id"]))
     m = card["metrics"]
     print(f"exported run {card['source_run_id']}: flops {m['flops']:.0f}, clean {m['clean_acc']:.3f}, "
           f"robust {m['robust_acc']:.3f} -> {args.out} ({', '.join(formats)}); registered "

@@ -46,6 +46,24 @@ def _create(lock: Path, me: dict) -> bool:
     return True
 
 
+def _is_stale(owner: dict) -> bool:
+    return owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0)))
+
+
+def driver_state(experiment_path: str) -> str:
+    """For a search whose parent run is still RUNNING: 'running' (its driver holds the lock),
+    'dead' (the lock's owner died on this host, or no lock is left) or 'unknown' (another
+    host's driver, or a cloud URI)."""
+    if "://" in experiment_path:
+        return "unknown"
+    owner = _owner(Path(experiment_path) / LOCK_FILE)
+    if owner is None:
+        return "dead"
+    if owner.get("host") != socket.gethostname():
+        return "unknown"
+    return "dead" if _is_stale(owner) else "running"
+
+
 @contextmanager
 def search_lock(experiment_path: str):
     """Hold the experiment's lock for the block; ConfigError (one line) if another driver has it."""
@@ -58,8 +76,7 @@ def search_lock(experiment_path: str):
     me = {"host": socket.gethostname(), "pid": os.getpid()}
     if not _create(lock, me):
         owner = _owner(lock) or {}
-        stale = owner.get("host") == me["host"] and not _alive(int(owner.get("pid", 0)))
-        if not stale:
+        if not _is_stale(owner):
             raise ConfigError(f"experiment_path: another driver (host {owner.get('host', '?')}, pid "
                               f"{owner.get('pid', '?')}) is running this search; wait for it, or delete {lock} "
                               f"if it is gone")

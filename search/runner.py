@@ -156,8 +156,8 @@ class TrialLogger(tune.Callback):
               f"pareto {'yes' if on_front else 'no'} | hypervolume {state.hypervolume:.4f}", flush=True)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        print(f"[robustprune] trial {trial.trial_id} failed ({trial.get_error()!r}), retrying "
-              f"(failures.max_retries)"[:400], flush=True)
+        print(f"[robustprune] trial {trial.trial_id} failed (failure {trial.run_metadata.num_failures} of at most "
+              f"{trial.max_failures}; Ray's log above says why), retrying in a fresh worker", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         error = trial.get_error()
@@ -166,6 +166,14 @@ class TrialLogger(tune.Callback):
             self.tracker.log_failed_trial(trial.trial_id, self._params(trial.config), repr(error))
         except Exception as e:
             print(f"[robustprune] WARNING: MLflow logging of failed trial {trial.trial_id} failed: {e!r}", flush=True)
+
+
+def _reuse_workers(cfg: SearchConfig) -> bool:
+    """Reuse a trial's Ray worker for the next trial (its imports cost seconds per trial)
+    only when failed trials are not retried: Tune can hand a retry to a reused worker that
+    has just died, and the stale failure then ends the trial for good (seen in
+    tests/test_e2e_kill.py), so with `failures.max_retries > 0` every attempt gets a fresh one."""
+    return cfg.failures.max_retries == 0
 
 
 def _trainable(cfg: SearchConfig, baseline: Baseline):
@@ -261,7 +269,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
                                             num_samples=cfg.search.num_samples,
-                                            reuse_actors=True),  # torch imported once per worker, not per trial
+                                            reuse_actors=_reuse_workers(cfg)),
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),

@@ -33,7 +33,8 @@ SEARCH_JSON = '{"parent_run_id": "x", "tracking_uri": "%s", "config": {}}'
 # (id, argv, files to create first {relative path: bytes, or text with placeholders}, text the
 # one line must contain)
 # argv placeholders: {tmp} work folder, {store} the shared MLflow store, {baseline} a trained
-# digits LeNet, {busy} a port in use, {closed} a port nobody listens on.
+# digits LeNet ({truncated}, {wrong_weights}: damaged copies), {busy} a port in use, {closed}
+# a port nobody listens on.
 CASES = [
     # ---- run: config values (--set) -----------------------------------------------------
     ("unknown-key", _run("search.bogus=1"), {}, "search.bogus: unknown key"),
@@ -173,8 +174,9 @@ CASES = [
     ("trial-baseline-missing", _trial("--baseline", "{tmp}/missing.pt"), {}, "baseline: cannot read"),
     ("trial-baseline-garbage", _trial("--baseline", "{tmp}/b.pt"), {"b.pt": b"\0not a torch file" * 10},
      "truncated or damaged"),
-    ("trial-baseline-truncated", _trial("--baseline", "{tmp}/b.pt"), {"b.pt": "TRUNCATED_BASELINE"},
-     "truncated or damaged"),
+    ("trial-baseline-truncated", _trial("--baseline", "{truncated}"), {}, "truncated or damaged"),
+    ("trial-baseline-wrong-weights", _trial("--baseline", "{wrong_weights}"), {},
+     "its weights do not fit the architecture it names"),
     ("trial-baseline-model", _trial("--baseline", "{baseline}", "--model", "resnet20"), {},
      "model: --baseline holds a 'lenet', not a 'resnet20'"),
     ("trial-baseline-dataset", _trial("--baseline", "{baseline}", "--dataset", "mnist5k"), {},
@@ -231,11 +233,16 @@ def world(tmp_path_factory, digits_baseline):
     client.set_terminated(child)
     _, baseline = digits_baseline
     model_file = save_model(baseline.model(), baseline.payload["spec"], root / "baseline.pt")
+    (root / "truncated.pt").write_bytes(model_file.read_bytes()[:2000])
+    payload = torch.load(model_file, weights_only=True)  # loadable, but its weights do not fit its spec
+    payload["state_dict"] = {k: v[:1] if v.dim() else v for k, v in payload["state_dict"].items()}
+    torch.save(payload, root / "wrong_weights.pt")
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     yield {"store": store, "child": child, "baseline": str(model_file), "busy": busy.getsockname()[1],
-           "closed": _free_port(), "truncated": model_file.read_bytes()[:2000], "client": client}
+           "closed": _free_port(), "truncated": root / "truncated.pt", "wrong_weights": root / "wrong_weights.pt",
+           "client": client}
     busy.close()
 
 
@@ -269,8 +276,6 @@ def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, monkeypatch,
     for name, content in files.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if content == "TRUNCATED_BASELINE":
-            content = world["truncated"]
         path.write_bytes(_fill(content, values).encode() if isinstance(content, str) else content)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

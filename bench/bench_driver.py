@@ -33,6 +33,7 @@ def search_config(folder: Path, trials: int, concurrency: int, sampler: str) -> 
         "attacks": [{"name": "fgsm", "eps": 0.1}],
         "search": {"num_samples": trials, "max_concurrent": concurrency, "sampler": sampler, "dry_run": True},
         "resources": {"cpus_per_trial": 1},
+        "failures": {"max_retries": 0},  # workers reused: what is left per trial is the driver's own cost
     }
     path = folder / "bench-driver.yaml"
     path.write_text(yaml.safe_dump(cfg))

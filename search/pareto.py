@@ -28,19 +28,30 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of `points` (all columns minimized).
-
-    Rows are visited in lexicographic order, so a row can only be dominated by one
-    visited before it; each is checked against the front kept so far. Exact duplicates
-    of a front point are all kept (none dominates the other).
-    """
+    """Boolean mask of the non-dominated rows of `points` (all columns minimized). Exact
+    duplicates of a front point are all kept (none dominates the other)."""
     points = np.asarray(points, dtype=float)
+    if points.ndim == 2 and points.shape[1] == 2:
+        return _non_dominated_2d(points)
+    mask = np.ones(len(points), dtype=bool)
+    for lo in range(0, len(points), 1024):  # all against all, 1024 rows at a time
+        rows = points[lo:lo + 1024, None, :]
+        dominated_by = np.all(points[None] <= rows, axis=2) & np.any(points[None] < rows, axis=2)
+        mask[lo:lo + 1024] = ~dominated_by.any(axis=1)
+    return mask
+
+
+def _non_dominated_2d(points: np.ndarray) -> np.ndarray:
+    """One sweep in (x, y) order, O(n log n): a point is on the front when its y beats every
+    y before it, or when it repeats exactly the point that set the best y so far."""
     mask = np.zeros(len(points), dtype=bool)
-    front: list[int] = []
-    for i in np.lexsort(points.T[::-1]):
-        p = points[i]
-        if not any(dominates(points[j], p) for j in front):
-            front.append(i)
+    best_x, best_y = np.nan, np.inf
+    for i in np.lexsort((points[:, 1], points[:, 0])):
+        x, y = points[i]
+        if y < best_y:
+            best_x, best_y = x, y
+            mask[i] = True
+        elif y == best_y and x == best_x:
             mask[i] = True
     return mask
 

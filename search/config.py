@@ -93,6 +93,8 @@ class SpaceConfig(Strict):
     granularities: list[Literal["filter", "layer"]] = Field(default_factory=lambda: ["filter"], min_length=1)
     criteria: list[str] = Field(default_factory=lambda: ["l1"], min_length=1)
     ratio: Range = Range(low=0.2, high=0.8)
+    ratio_step: float = Field(0.01, gt=0, lt=1, description="ratios are sampled on this grid, so that a point "
+                                                           "proposed twice is recognised and measured once")
     iterations: IntRange = IntRange(low=1, high=3)
     finetune_epochs: IntRange = IntRange(low=1, high=1)
     finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its epochs come from finetune_epochs

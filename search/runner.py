@@ -29,6 +29,7 @@ from .config import SearchConfig
 from .dry_run import dry_run_trial
 from .final_eval import evaluate_front
 from .lock import search_lock
+from .no_repeats import NoRepeats
 from .pareto import ACCURACY_METRICS
 from .preflight import preflight, wait_for_cluster_resources
 from .space import SearchSpace, make_sampler, sampled_point
@@ -262,9 +263,10 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             record = {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri, "config": config_doc}
             write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
             objectives = cfg.search.objectives
-            searcher = OptunaSearch(space=SearchSpace(cfg.space), metric=[f"objective_{m}" for m in objectives],
-                                    mode=list(objectives.values()),
-                                    sampler=make_sampler(cfg.search, cfg.experiment.seed))
+            objective_keys = [f"objective_{m}" for m in objectives]
+            searcher = NoRepeats(OptunaSearch(space=SearchSpace(cfg.space), metric=objective_keys,
+                                              mode=list(objectives.values()),
+                                              sampler=make_sampler(cfg.search, cfg.experiment.seed)), objective_keys)
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),

@@ -24,7 +24,8 @@ class SearchSpace:
         s = self.space
         granularity = trial.suggest_categorical("granularity", s.granularities)
         criterion = trial.suggest_categorical(f"criterion_{granularity}", s.criteria_for(granularity))
-        trial.suggest_float("ratio", s.ratio.low, s.ratio.high)
+        steps = int((s.ratio.high - s.ratio.low) / s.ratio_step + 1e-9)  # the grid's top stays <= high
+        trial.suggest_float("ratio", s.ratio.low, round(s.ratio.low + steps * s.ratio_step, 10), step=s.ratio_step)
         trial.suggest_int("iterations", s.iterations.low, s.iterations.high)
         trial.suggest_int("finetune_epochs", s.finetune_epochs.low, s.finetune_epochs.high)
         return {"criterion": criterion}

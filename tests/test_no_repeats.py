@@ -1,0 +1,55 @@
+"""NoRepeats around a real OptunaSearch (no Ray cluster needed): a point is measured once;
+repeats are answered from the cache and the sampler moves on; the cache survives the
+state round trip Tune's checkpoint makes."""
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from search.config import load_config
+from search.no_repeats import NoRepeats, point_key
+from search.space import SearchSpace, make_sampler
+
+KEYS = ["objective_flops", "objective_robust_acc"]
+
+
+def _searcher(overrides, sampler="nsga2"):
+    cfg = load_config(None, [f"search.sampler={sampler}", *overrides])
+    inner = OptunaSearch(space=SearchSpace(cfg.space), metric=KEYS, mode=["min", "max"],
+                         sampler=make_sampler(cfg.search, 0))
+    return NoRepeats(inner, KEYS)
+
+
+def _objectives(config) -> dict:
+    ratio = config["ratio"]
+    return {"objective_flops": 1 - ratio, "objective_robust_acc": 0.5 + ratio * (1 - ratio)}
+
+
+def test_a_small_space_is_measured_point_by_point_never_twice():
+    # 2 criteria x 5 ratios x 1 iterations x 1 epoch = 10 points; 40 proposals would repeat many
+    searcher = _searcher(["space.criteria=[l1, random]", "space.ratio=[0.2, 0.6]", "space.ratio_step=0.1",
+                          "space.iterations=1"])
+    measured = []
+    for i in range(10):
+        config = searcher.suggest(f"t{i}")
+        measured.append(point_key(config))
+        searcher.on_trial_complete(f"t{i}", result=_objectives(config))
+    assert len(set(measured)) == 10  # every point once
+    assert {round(k[2], 6) for k in measured} == {0.2, 0.3, 0.4, 0.5, 0.6}  # ratios on the grid
+    assert searcher.answered_from_cache > 0  # the sampler did propose repeats
+    told = searcher.searcher._ot_study.trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in told)  # repeats are told their cached values
+
+
+def test_a_point_still_running_is_not_proposed_again():
+    searcher = _searcher(["space.criteria=[l1]", "space.ratio=[0.2, 0.3]", "space.ratio_step=0.1",
+                          "space.iterations=1"], sampler="random")
+    first, second = searcher.suggest("a"), searcher.suggest("b")
+    assert point_key(first) != point_key(second)
+
+
+def test_the_cache_survives_the_checkpoint_state_round_trip():
+    searcher = _searcher(["space.criteria=[l1, random]", "space.ratio=[0.2, 0.6]", "space.ratio_step=0.1"])
+    config = searcher.suggest("t0")
+    searcher.on_trial_complete("t0", result=_objectives(config))
+    restored = _searcher(["space.criteria=[l1, random]", "space.ratio=[0.2, 0.6]", "space.ratio_step=0.1"])
+    restored.set_state(searcher.get_state())
+    assert restored.measured == searcher.measured and point_key(config) in restored.measured

@@ -15,6 +15,7 @@ import ray
 import torch
 
 from trainables.config import TrialConfig
+from trainables.errors import first_line
 from trainables.trial import Baseline, baseline_key, train_baseline
 
 from .storage import read_bytes, write_bytes
@@ -40,8 +41,7 @@ def load_cached(storage_path: str, cfg: TrialConfig, device_type: str) -> Baseli
         baseline.model()  # the weights fit the architecture they claim
         return baseline
     except Exception as e:  # any unreadable entry is a cache miss, never a failed search
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        print(f"[robustprune] cached baseline {folder} is unreadable ({first_line}); training it again",
+        print(f"[robustprune] cached baseline {folder} is unreadable ({first_line(e)}); training it again",
               file=sys.stderr)
         return None
 

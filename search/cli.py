@@ -87,14 +87,14 @@ def cmd_trial(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"out: '{out}' is a file; give a folder for metrics.json and model.pt")
-    payload = None
+    payload = baseline_model = None
     if args.baseline:
         try:
             payload = load_payload(args.baseline)
         except (OSError, ValueError) as e:
             raise UsageError(f"baseline: cannot read {args.baseline}: {e}") from None
         try:
-            model_from_payload(payload)
+            baseline_model = model_from_payload(payload)
         except (KeyError, RuntimeError, ValueError):
             raise UsageError(f"baseline: {args.baseline}: its weights do not fit the architecture it names "
                              f"(damaged, or edited by hand)") from None
@@ -110,8 +110,7 @@ def cmd_trial(args) -> int:
     data, device = load_data(cfg), resolve_device(cfg.device)
     if payload is not None:
         _check_baseline_fits(payload["spec"], cfg.dataset, data)
-        model = model_from_payload(payload)
-        baseline = Baseline(payload, evaluate(model, data, cfg, device))
+        baseline = Baseline(payload, evaluate(baseline_model, data, cfg, device))
     else:
         print(f"training baseline {cfg.model} on {cfg.dataset} ({cfg.baseline.epochs} epochs)...", file=sys.stderr)
         baseline = train_baseline(cfg, quiet=args.quiet)
@@ -257,12 +256,13 @@ def cmd_export(args) -> int:
     except ValueError as e:
         raise UsageError(f"format: {e}") from None
     constraints = Constraints(args.max_flops, args.min_robust_acc, args.min_clean_acc)
+    uri = _tracking_uri(args)
     try:
-        card = export_model(_tracking_uri(args), args.experiment, Path(args.out), formats, constraints,
-                            args.run_id, args.name, args.force)
+        card = export_model(uri, args.experiment, Path(args.out), formats, constraints, args.run_id, args.name,
+                            args.force)
     except (NoModelFits, LookupError, ExportTargetTaken) as e:
         raise UsageError(str(e)) from None
-    _say_if_unfinished(find_parent_run(_tracking_uri(args), args.experiment, card["search_run_id"]))
+    _say_if_unfinished(find_parent_run(uri, args.experiment, card["search_run_id"]))
     m = card["metrics"]
     print(f"exported run {card['source_run_id']}: flops {m['flops']:.0f}, clean {m['clean_acc']:.3f}, "
           f"robust {m['robust_acc']:.3f} -> {args.out} ({', '.join(formats)}); registered "

@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Sequence
 
 import numpy as np
 
 ACCURACY_METRICS = {"robust_acc", "clean_acc"}
-
-
-def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """a dominates b (all objectives minimized): no worse everywhere, better somewhere."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from trainables.errors import first_line
+
 from .config import ConfigError, SearchConfig
 from .storage import check_reachable, is_local
 
@@ -88,7 +90,7 @@ def check_storage_path(storage_path: str) -> None:
         check_reachable(storage_path)
     except (OSError, ValueError) as e:
         raise ConfigError(f"experiment.storage_path: cannot reach {storage_path} "
-                          f"({str(e).strip().splitlines()[0][:200]})") from None
+                          f"({first_line(e)})") from None
 
 
 def check_local_resources(cfg: SearchConfig, cpus: int, gpus: int) -> None:

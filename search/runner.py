@@ -21,6 +21,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from trainables.config import format_validation_error
+from trainables.errors import first_line
 from trainables.store import save_model
 from trainables.trial import Baseline, run_trial
 
@@ -193,7 +194,7 @@ def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
     try:
         data = read_bytes(experiment_path, SEARCH_FILE)
     except (OSError, ValueError) as e:  # pyarrow: unknown scheme, missing bucket, no permission
-        raise SearchFileError(f"{where}: cannot read it ({str(e).strip().splitlines()[0][:200]})") from None
+        raise SearchFileError(f"{where}: cannot read it ({first_line(e)})") from None
     if data is None:
         raise SearchFileError(f"{where}: no {SEARCH_FILE}; pass the folder that `robustprune run` printed")
     try:

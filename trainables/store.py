@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import first_line
 from .models import build_model, remove_block
 
 FORMAT_VERSION = 1
@@ -116,8 +117,7 @@ def load_payload(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise
     except Exception as e:  # truncated zip, garbage bytes, a pickle the safe loader refuses
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ValueError(f"{path}: not a readable model file, truncated or damaged ({first_line})") from None
+        raise ValueError(f"{path}: not a readable model file, truncated or damaged ({first_line(e, 160)})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not a robustprune model file (format {FORMAT_VERSION})")
     return payload

@@ -151,6 +151,11 @@ class SpaceConfig(Strict):
                 "finetune_epochs": self.finetune_epochs.low}
 
 
+def sampled_point(config: dict) -> dict:
+    """The trial-relevant values of a Tune config produced by SearchSpace (search/space.py)."""
+    return {k: config[k] for k in ("granularity", "criterion", "ratio", "iterations", "finetune_epochs")}
+
+
 class SearchSettings(Strict):
     num_samples: int = Field(16, ge=1)
     max_concurrent: int = Field(2, ge=1)
@@ -162,6 +167,16 @@ class SearchSettings(Strict):
                                              description="trials losing more clean accuracy are infeasible")
     dry_run: bool = Field(False, description="no-op trials with made-up metrics, to soak and time the driver "
                                              "(search/dry_run.py)")
+    scheduler: Literal["fifo", "mo_asha"] = Field(
+        "fifo", description="mo_asha: stop trials that are dominated at a rung (search/mo_asha.py)")
+    grace: int = Field(1, ge=1, description="mo_asha: fine-tune epochs before a trial's first rung")
+    reduction_factor: float = Field(3.0, gt=1, description="mo_asha: the best 1/reduction_factor go on at a rung")
+    rung_eval_size: int = Field(100, ge=1, description="mo_asha: validation images behind an intermediate result")
+    time_budget_s: float | None = Field(None, gt=0, description="start no trial after this many seconds, stop "
+                                                                "the running ones; the front is then final")
+    warm_start: str | None = Field(None, min_length=1, description="an earlier search's experiment name (same "
+                                                                   "model, data, objectives): its measured points "
+                                                                   "seed the sampler")
 
     @field_validator("objectives")
     @classmethod

@@ -13,12 +13,12 @@ import time
 import zlib
 
 from trainables.config import TrialConfig
-from trainables.trial import Baseline, TrialResult
+from trainables.trial import Baseline, Progress, TrialResult
 
 SIZE_METRICS = ("flops", "macs", "params")
 
 
-def dry_run_trial(cfg: TrialConfig, baseline: Baseline) -> TrialResult:
+def dry_run_trial(cfg: TrialConfig, baseline: Baseline, progress: Progress | None = None) -> TrialResult:
     start = time.perf_counter()
     base = {k: v for k, v in baseline.metrics.items() if isinstance(v, (int, float))}
     ratio = cfg.ratio
@@ -30,4 +30,10 @@ def dry_run_trial(cfg: TrialConfig, baseline: Baseline) -> TrialResult:
     metrics.update({k: robust for k in base if k.startswith("robust_acc")})
     metrics.update(clean_acc=base["clean_acc"] * (1 - 0.2 * ratio ** 2), flops_reduction=ratio,
                    params_reduction=ratio, blocks_removed=0, trial_seconds=time.perf_counter() - start)
+    if progress:  # intermediate results that climb to the final ones
+        steps = cfg.iterations * max(1, cfg.finetune.epochs)
+        for step in range(1, steps + 1):
+            late = 0.01 * (steps - step)
+            progress.report({"step": step, **{k: metrics[k] for k in (*SIZE_METRICS, "latency_ms") if k in metrics},
+                             "clean_acc": metrics["clean_acc"] - late, "robust_acc": max(0.0, robust - late)})
     return TrialResult(metrics, baseline.model(), baseline.payload["spec"])

@@ -12,7 +12,7 @@ import copy
 
 from ray.tune.search import Searcher
 
-from .space import sampled_point
+from .config import sampled_point
 
 MAX_REDRAWS = 64  # after as many known points in a row, run the last one anyway
 
@@ -49,6 +49,8 @@ class NoRepeats(Searcher):
             if key in self.measured:
                 self.searcher.on_trial_complete(inner_id, result=self.measured[key])
                 self.answered_from_cache += 1
+                print(f"[robustprune] proposal {'/'.join(map(str, key))} was measured before: the sampler is told "
+                      f"its cached result, no trial runs", flush=True)
             else:
                 self.searcher.on_trial_complete(inner_id, error=True)
 

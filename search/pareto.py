@@ -50,6 +50,39 @@ def _non_dominated_2d(points: np.ndarray) -> np.ndarray:
     return mask
 
 
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of each row among the rows given (all minimized): the
+    normalized side lengths of the box its neighbours span, summed over objectives; the
+    extremes of each objective get infinity."""
+    points = np.asarray(points, dtype=float)
+    distance = np.zeros(len(points))
+    if len(points) < 3:
+        return np.full(len(points), np.inf)
+    for col in points.T:
+        order = np.argsort(col, kind="stable")
+        span = col[order[-1]] - col[order[0]]
+        distance[order[0]] = distance[order[-1]] = np.inf
+        if span > 0:
+            distance[order[1:-1]] += (col[order[2:]] - col[order[:-2]]) / span
+    return distance
+
+
+def selection_order(points: np.ndarray) -> np.ndarray:
+    """Row indices best first, as NSGA-II selects: by non-dominated rank (the front is 0,
+    the front of the rest 1, ...), then by crowding distance, larger first."""
+    points = np.asarray(points, dtype=float)
+    rank = np.zeros(len(points), dtype=int)
+    crowding = np.zeros(len(points))
+    remaining, level = np.arange(len(points)), 0
+    while remaining.size:
+        on_front = remaining[non_dominated(points[remaining])]
+        rank[on_front] = level
+        crowding[on_front] = crowding_distance(points[on_front])
+        remaining = np.setdiff1d(remaining, on_front)
+        level += 1
+    return np.lexsort((-crowding, rank))
+
+
 def to_minimization(values: np.ndarray, objectives: dict[str, str], baseline: dict[str, float]) -> np.ndarray:
     """Columns in `objectives` order, normalized (see module doc) and flipped to minimization."""
     cols = []
@@ -59,6 +92,20 @@ def to_minimization(values: np.ndarray, objectives: dict[str, str], baseline: di
             col = col / float(baseline[metric])
         cols.append(col if mode == "min" else -col)
     return np.stack(cols, axis=1) if cols else np.zeros((len(values), 0))
+
+
+def objective_values(metrics: dict, objectives: dict[str, str], feasible: bool) -> dict[str, float]:
+    """What the searcher optimizes: the real metric, or its worst value when infeasible."""
+    out = {}
+    for metric, mode in objectives.items():
+        if feasible:
+            value = metrics[metric]
+        elif metric in ACCURACY_METRICS:
+            value = 0.0 if mode == "max" else 1.0
+        else:
+            value = metrics[f"{metric}_baseline"]
+        out[f"objective_{metric}"] = value
+    return out
 
 
 def reference_point(objectives: dict[str, str]) -> np.ndarray:

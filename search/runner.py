@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import ray
-import torch
 from pydantic import ValidationError
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
@@ -22,20 +20,20 @@ from ray.tune.search.optuna import OptunaSearch
 
 from trainables.config import format_validation_error
 from trainables.errors import first_line
-from trainables.store import save_model
-from trainables.trial import Baseline, run_trial
+from trainables.trial import Baseline
 
 from .baseline import get_baseline
-from .config import SearchConfig
-from .dry_run import dry_run_trial
+from .config import SearchConfig, sampled_point
 from .final_eval import evaluate_front
 from .lock import search_lock
+from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
-from .pareto import ACCURACY_METRICS
 from .preflight import preflight, wait_for_cluster_resources
-from .space import SearchSpace, make_sampler, sampled_point
+from .space import SearchSpace, make_sampler
 from .storage import read_bytes, write_bytes
 from .tracking import Tracker
+from .trial_worker import pruning_trial
+from .warm_start import measured_points, seed_searcher
 
 SEARCH_FILE = "robustprune_search.json"  # in the experiment folder: what `resume` needs
 
@@ -67,40 +65,6 @@ def init_ray(address: str | None) -> None:
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
 
 
-# --------------------------------------------------------------------------- trial side
-
-
-def objective_values(metrics: dict, objectives: dict[str, str], feasible: bool) -> dict[str, float]:
-    """What the searcher optimizes: the real metric, or its worst value when infeasible."""
-    out = {}
-    for metric, mode in objectives.items():
-        if feasible:
-            value = metrics[metric]
-        elif metric in ACCURACY_METRICS:
-            value = 0.0 if mode == "max" else 1.0
-        else:
-            value = metrics[f"{metric}_baseline"]
-        out[f"objective_{metric}"] = value
-    return out
-
-
-def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None:
-    """Ray Tune function trainable: one trial, reported once with its pruned model."""
-    cfg = SearchConfig.model_validate(search_config)
-    torch.set_num_threads(max(1, int(cfg.resources.cpus_per_trial)))
-    trial_cfg = cfg.trial_config(sampled_point(config))
-    result = (dry_run_trial if cfg.search.dry_run else run_trial)(trial_cfg, baseline)
-    m = result.metrics  # validation only: the test split is measured after the search, for the front
-    drop = cfg.search.max_clean_acc_drop
-    feasible = drop is None or m["clean_acc_baseline"] - m["clean_acc"] <= drop
-    with tempfile.TemporaryDirectory() as d:
-        save_model(result.model, result.spec, Path(d) / "model.pt")
-        (Path(d) / "metrics.json").write_text(json.dumps({**m, **trial_cfg.records()}, indent=2))
-        tune.report({**m, **objective_values(m, cfg.search.objectives, feasible), "feasible": int(feasible),
-                     "node_id": ray.get_runtime_context().get_node_id()},
-                    checkpoint=tune.Checkpoint.from_directory(d))
-
-
 # --------------------------------------------------------------------------- driver side
 
 
@@ -119,7 +83,12 @@ class TrialLogger(tune.Callback):
         # a tracking problem is reported here instead, and the search goes on.
         start = time.perf_counter()
         try:
-            self._log_finished(trial.trial_id, trial.config, trial.last_result, trial.checkpoint)
+            if trial.checkpoint is not None:
+                self._log_finished(trial.trial_id, trial.config, trial.last_result, trial.checkpoint)
+            elif trial.last_result.get("final") == 0:
+                self._log_stopped(trial.trial_id, trial.config, trial.last_result)
+            else:  # stopped before its first result (search.time_budget_s): nothing was measured
+                return
             self._log_driver_cost(start)
         except Exception as e:
             print(f"[robustprune] WARNING: MLflow logging of trial {trial.trial_id} failed: {e!r}", flush=True)
@@ -157,6 +126,14 @@ class TrialLogger(tune.Callback):
               f"val clean {metrics['clean_acc']:.3f} robust {metrics['robust_acc']:.3f} | "
               f"pareto {'yes' if on_front else 'no'} | hypervolume {state.hypervolume:.4f}", flush=True)
 
+    def _log_stopped(self, trial_id: str, config: dict, result: dict) -> None:
+        p = self._params(config)
+        if self.tracker.log_stopped_trial(trial_id, p, result) is None:
+            return
+        print(f"[robustprune] trial {trial_id} {p['criterion']:>12} {p['granularity']:<6} ratio={p['ratio']:.2f} "
+              f"it={p['iterations']} | stopped early by mo_asha after {result['step']} fine-tune epoch(s): "
+              f"dominated at its rung (val robust {result['robust_acc']:.3f} on a subset)", flush=True)
+
     def on_trial_recover(self, iteration, trials, trial, **info):
         print(f"[robustprune] trial {trial.trial_id} failed (failure {trial.run_metadata.num_failures} of at most "
               f"{trial.max_failures}; Ray's log above says why), retrying in a fresh worker", flush=True)
@@ -176,6 +153,14 @@ def _reuse_workers(cfg: SearchConfig) -> bool:
     has just died, and the stale failure then ends the trial for good (seen in
     tests/test_e2e_kill.py), so with `failures.max_retries > 0` every attempt gets a fresh one."""
     return cfg.failures.max_retries == 0
+
+
+def _scheduler(cfg: SearchConfig):
+    """None is Tune's FIFO: every trial runs to its end."""
+    if cfg.search.scheduler == "fifo":
+        return None
+    return MultiObjectiveASHA({f"objective_{m}": mode for m, mode in cfg.search.objectives.items()},
+                              cfg.search.grace, cfg.search.reduction_factor)
 
 
 def _trainable(cfg: SearchConfig, baseline: Baseline):
@@ -212,16 +197,22 @@ def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
 
 
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,
-         baseline: Baseline) -> SearchOutcome:
+         baseline: Baseline, searcher: NoRepeats | None = None) -> SearchOutcome:
     """Run the tuner, then (when every trial ran) the front's final test evaluation; the
-    parent run never stays RUNNING, whatever happens."""
+    parent run never stays RUNNING, whatever happens. `searcher`, when given, has its count
+    of proposals answered from the cache logged (a resumed search's is inside Tune)."""
     with tracker.ending_on_error():
+        started = time.monotonic()
         grid = tuner.fit()
         TrialLogger(tracker, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
-        errored = sum(r.error is not None for r in grid)
-        finished = len(grid) - errored
-        complete = len(grid) >= cfg.search.num_samples and all(
-            r.error is not None or r.checkpoint is not None for r in grid)
+        if searcher is not None:
+            tracker.log_parent_metrics({"proposals_answered_from_cache": searcher.answered_from_cache})
+        errored = grid.num_errors
+        finished = sum(r.checkpoint is not None for r in grid)
+        out_of_time = cfg.search.time_budget_s is not None and time.monotonic() - started >= cfg.search.time_budget_s
+        # Interrupted (Ctrl+C, a lost driver) leaves trials neither terminated nor errored.
+        complete = grid.num_terminated + errored == len(grid) and (len(grid) >= cfg.search.num_samples
+                                                                   or out_of_time)
         front = tracker.update_pareto(cfg.search.objectives, final=True).front
         if complete and not cfg.search.dry_run and evaluate_front(tracker, cfg, baseline, front):
             front = tracker.update_pareto(cfg.search.objectives, final=True).front  # pareto.csv with test columns
@@ -247,6 +238,7 @@ def _resolved_records(cfg: SearchConfig) -> dict:
 
 def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
     preflight(cfg, address)
+    warm = measured_points(cfg.experiment.resolved_tracking_uri(), cfg) if cfg.search.warm_start else []
     init_ray(address)
     wait_for_cluster_resources(cfg, ray.cluster_resources)
     storage = cfg.experiment.resolved_storage_path()
@@ -265,13 +257,19 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
             objectives = cfg.search.objectives
             objective_keys = [f"objective_{m}" for m in objectives]
-            searcher = NoRepeats(OptunaSearch(space=SearchSpace(cfg.space), metric=objective_keys,
-                                              mode=list(objectives.values()),
+            space = SearchSpace(cfg.space)
+            searcher = NoRepeats(OptunaSearch(space=space, metric=objective_keys, mode=list(objectives.values()),
                                               sampler=make_sampler(cfg.search, cfg.experiment.seed)), objective_keys)
+            if cfg.search.warm_start:
+                seeded = seed_searcher(searcher, space, warm)
+                tracker.log_parent_metrics({"warm_start_points": seeded})
+                print(f"[robustprune] warm start: {seeded} measured points of '{cfg.search.warm_start}' seed the "
+                      f"sampler ({len(warm) - seeded} outside this space)", flush=True)
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
-                                            num_samples=cfg.search.num_samples,
+                                            scheduler=_scheduler(cfg), num_samples=cfg.search.num_samples,
+                                            time_budget_s=cfg.search.time_budget_s,
                                             reuse_actors=_reuse_workers(cfg)),
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage,
@@ -280,7 +278,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                     verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
         print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}",
               flush=True)
-        return _fit(tuner, tracker, cfg, experiment_path, baseline)
+        return _fit(tuner, tracker, cfg, experiment_path, baseline, searcher)
 
 
 def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:

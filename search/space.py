@@ -1,8 +1,8 @@
-"""The Optuna search space, define-by-run: the criterion is conditional on the granularity.
+"""The Optuna search space, define-by-run, with one categorical for (granularity, criterion).
 
-Each granularity has its own criterion parameter (`criterion_filter`, `criterion_layer`)
-because Optuna keeps one distribution per parameter name; the chosen one is passed to
-the trial as `criterion`.
+A single `method` parameter ("filter/l1", "layer/pls_vip", ...) keeps the space the same
+for every trial: with a criterion parameter conditional on the granularity, NSGA-II and
+TPE see no common (intersection) space and sample the criterion at random.
 """
 from __future__ import annotations
 
@@ -20,20 +20,38 @@ class SearchSpace:
     def __init__(self, space: SpaceConfig):
         self.space = space
 
-    def __call__(self, trial: optuna.Trial) -> dict:
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         s = self.space
-        granularity = trial.suggest_categorical("granularity", s.granularities)
-        criterion = trial.suggest_categorical(f"criterion_{granularity}", s.criteria_for(granularity))
         steps = int((s.ratio.high - s.ratio.low) / s.ratio_step + 1e-9)  # the grid's top stays <= high
-        trial.suggest_float("ratio", s.ratio.low, round(s.ratio.low + steps * s.ratio_step, 10), step=s.ratio_step)
-        trial.suggest_int("iterations", s.iterations.low, s.iterations.high)
-        trial.suggest_int("finetune_epochs", s.finetune_epochs.low, s.finetune_epochs.high)
-        return {"criterion": criterion}
+        return {"method": optuna.distributions.CategoricalDistribution(methods(s)),
+                "ratio": optuna.distributions.FloatDistribution(
+                    s.ratio.low, round(s.ratio.low + steps * s.ratio_step, 10), step=s.ratio_step),
+                "iterations": optuna.distributions.IntDistribution(s.iterations.low, s.iterations.high),
+                "finetune_epochs": optuna.distributions.IntDistribution(s.finetune_epochs.low,
+                                                                        s.finetune_epochs.high)}
+
+    def __call__(self, trial: optuna.Trial) -> dict:
+        d = self.distributions()
+        granularity, criterion = split_method(trial.suggest_categorical("method", d["method"].choices))
+        trial.suggest_float("ratio", d["ratio"].low, d["ratio"].high, step=d["ratio"].step)
+        for name in ("iterations", "finetune_epochs"):
+            trial.suggest_int(name, d[name].low, d[name].high)
+        return {"granularity": granularity, "criterion": criterion}
+
+    def params_of(self, point: dict) -> dict:
+        """The Optuna params of a trial point (`sampled_point`), the inverse of `__call__`."""
+        return {"method": f"{point['granularity']}/{point['criterion']}", "ratio": point["ratio"],
+                "iterations": point["iterations"], "finetune_epochs": point["finetune_epochs"]}
 
 
-def sampled_point(config: dict) -> dict:
-    """The trial-relevant values of a Tune config produced by `define_space`."""
-    return {k: config[k] for k in ("granularity", "criterion", "ratio", "iterations", "finetune_epochs")}
+def methods(space: SpaceConfig) -> list[str]:
+    """Every (granularity, criterion) pair the space allows, as `method` values."""
+    return [f"{g}/{c}" for g in space.granularities for c in space.criteria_for(g)]
+
+
+def split_method(method: str) -> tuple[str, str]:
+    granularity, criterion = method.split("/")
+    return granularity, criterion
 
 
 def _nsga2(settings: SearchSettings, seed: int) -> optuna.samplers.BaseSampler:

@@ -136,7 +136,8 @@ class Tracker:
         if self._children is None:
             self._children = {}
             for run in self.child_runs():
-                if run.info.status not in ("FINISHED", "FAILED"):
+                stopped = run.info.status == "KILLED" and run.data.tags.get("stopped_early") == "true"
+                if run.info.status not in ("FINISHED", "FAILED") and not stopped:
                     self.client.delete_run(run.info.run_id)
                 elif TRIAL_TAG in run.data.tags:
                     self._children[run.data.tags[TRIAL_TAG]] = ChildRecord.of(run)
@@ -210,6 +211,21 @@ class Tracker:
         self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
         self.client.set_terminated(run_id, "FAILED")
         self._children[trial_id] = ChildRecord(run_id, "FAILED", None, False, "false")
+
+    def log_stopped_trial(self, trial_id: str, params: dict, result: dict) -> str | None:
+        """A trial that mo_asha stopped: KILLED, off the front, with the cost it would have
+        had and its last intermediate accuracies (`rung_*`, measured on a small subset)."""
+        run_id = self._fresh_child(trial_id, {"stopped_early": "true", "stopped_at_step": str(result["step"]),
+                                              "pareto": "false", "feasible": "true" if result["feasible"] else "false"})
+        if run_id is None:
+            return None
+        self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
+        cost = {k: result[k] for k in ("flops", "macs", "params", "latency_ms") if k in result}
+        self._log_metrics(run_id, {**cost, "rung_step": result["step"], "rung_clean_acc": result["clean_acc"],
+                                   "rung_robust_acc": result["robust_acc"]})
+        self.client.set_terminated(run_id, "KILLED")
+        self._children[trial_id] = ChildRecord(run_id, "KILLED", None, False, "false")
+        return run_id
 
     # ------------------------------------------------------------------ Pareto front
     def _baseline_metrics(self) -> dict[str, float]:

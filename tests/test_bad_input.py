@@ -65,6 +65,21 @@ CASES = [
      "attacks.0: params.max_rotation: got 181"),
     ("eps-grid", _run("evaluation.eps_grid=[0.1, 3]"), {}, "evaluation.eps_grid.1: got 3; allowed: <= 1"),
     ("sampler", _run("search.sampler=grid"), {}, "search.sampler: invalid value 'grid'; allowed: 'nsga2', 'tpe'"),
+    ("scheduler", _run("search.scheduler=hyperband"), {}, "search.scheduler: invalid value 'hyperband'; allowed: "
+                                                         "'fifo' or 'mo_asha'"),
+    ("reduction-factor", _run("search.scheduler=mo_asha", "search.reduction_factor=1"), {},
+     "search.reduction_factor: got 1; allowed: > 1"),
+    ("grace-zero", _run("search.grace=0"), {}, "search.grace: got 0; allowed: >= 1"),
+    ("time-budget", _run("search.time_budget_s=-5"), {}, "search.time_budget_s: got -5; allowed: > 0"),
+    ("warm-start-unknown", _run("experiment.tracking_uri={store}", "search.warm_start=nope"), {},
+     "search.warm_start: no MLflow experiment named 'nope' at"),
+    ("warm-start-no-store", _run("experiment.tracking_uri=sqlite:///{tmp}/none.db", "search.warm_start=quickstart"), {},
+     "search.warm_start: no MLflow experiment named 'quickstart' at sqlite:///"),
+    ("warm-start-no-searches", _run("experiment.tracking_uri={store}", "search.warm_start=empty"), {},
+     "search.warm_start: 'empty' has no robustprune search runs"),
+    ("warm-start-other-problem", _run("experiment.tracking_uri={store}", "search.warm_start=other-problem"), {},
+     "search.warm_start: 'other-problem' searched model.name=resnet20 but this search has model.name=lenet; "
+     "allowed: a search of the same model, data and objectives"),
     ("num-samples-text", _run("search.num_samples=many"), {}, "search.num_samples: got 'many'; expected an integer"),
     ("num-samples-zero", _run("search.num_samples=0"), {}, "search.num_samples: got 0; allowed: >= 1"),
     ("objectives", _run("search.objectives={flops: min}"), {}, "search.objectives: got 1 objectives"),
@@ -231,6 +246,9 @@ def world(tmp_path_factory, digits_baseline):
     client.create_experiment("empty")
     child = client.create_run(exp).info.run_id
     client.set_terminated(child)
+    other = client.create_run(client.create_experiment("other-problem"), tags={"robustprune.search": "parent"})
+    client.log_param(other.info.run_id, "model.name", "resnet20")
+    client.set_terminated(other.info.run_id)
     _, baseline = digits_baseline
     model_file = save_model(baseline.model(), baseline.payload["spec"], root / "baseline.pt")
     (root / "truncated.pt").write_bytes(model_file.read_bytes()[:2000])

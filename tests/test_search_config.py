@@ -54,7 +54,7 @@ def test_config_module_does_not_import_ray_or_mlflow():
     assert out.strip() == "[]"
 
 
-def test_space_makes_criterion_conditional_on_granularity():
+def test_space_is_one_categorical_for_granularity_and_criterion():
     cfg = load_config(None, ["model.name=resnet20", "space.granularities=[filter, layer]",
                              "space.criteria=[l1, lamp, pls_vip]", "space.ratio=[0.3, 0.4]",
                              "space.iterations=[1, 2]"])
@@ -65,8 +65,9 @@ def test_space_makes_criterion_conditional_on_granularity():
     for _ in range(30):
         trial = study.ask()
         extra = space(trial)
-        g = trial.params["granularity"]
-        assert extra["criterion"] == trial.params[f"criterion_{g}"]
+        g = extra["granularity"]
+        assert trial.params["method"] == f"{g}/{extra['criterion']}"
+        assert set(trial.params) == {"method", "ratio", "iterations", "finetune_epochs"}  # the same for every trial
         assert extra["criterion"] in ({"l1", "lamp", "pls_vip"} if g == "filter" else {"l1", "pls_vip"})
         assert 0.3 <= trial.params["ratio"] <= 0.4 and trial.params["iterations"] in (1, 2)
         seen.add((g, extra["criterion"]))
@@ -90,7 +91,7 @@ def test_every_sampler_is_buildable():
 
 
 def test_infeasible_trials_get_the_worst_objective_values():
-    from search.runner import objective_values
+    from search.pareto import objective_values
 
     m = {"flops": 10.0, "flops_baseline": 100.0, "robust_acc": 0.6}
     objectives = {"flops": "min", "robust_acc": "max"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -47,8 +48,9 @@ def _lr_at(settings: TrainSettings, step: int, total: int) -> float:
 
 
 def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, device: torch.device,
-          quiet: bool = True, desc: str = "train") -> nn.Module:
-    """Train in place on data.train and return the model (eval mode)."""
+          quiet: bool = True, desc: str = "train", on_epoch: Callable[[int], None] | None = None) -> nn.Module:
+    """Train in place on data.train and return the model (eval mode). `on_epoch(epoch)` runs
+    after each epoch; the model is put back in training mode after it."""
     if settings.epochs == 0:
         return model.eval()
     model.to(device).train()
@@ -63,7 +65,7 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
     loss_fn = nn.CrossEntropyLoss()
     step = 0
     bar = tqdm(total=total, desc=desc, disable=quiet, leave=False)
-    for _ in range(settings.epochs):
+    for epoch in range(settings.epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, settings.batch_size):
             idx = perm[i:i + settings.batch_size]
@@ -81,6 +83,9 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if on_epoch:
+            on_epoch(epoch)
+            model.train()
     bar.close()
     return model.eval()
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from .config import TrialConfig
 from .cost import model_cost
 from .data import Dataset, load_dataset
 from .models import build_model
-from .prune import prune
+from .prune import PruneSettings, prune
 from .store import architecture_spec, model_from_payload, model_payload
 from .train import accuracy, resolve_device, train
 
@@ -39,6 +40,33 @@ class TrialResult:
     metrics: dict
     model: nn.Module
     spec: dict
+
+
+@dataclass
+class Progress:
+    """Intermediate results for early stopping: after every fine-tune epoch (or pruning round,
+    without fine-tuning), `report` gets the step (epochs done so far), the cost the trial
+    will end with, and clean and robust accuracy on `eval_size` validation images."""
+    report: Callable[[dict], None]
+    eval_size: int = 100
+
+
+def rng_kept(device: torch.device):
+    """A context in which the global RNG may be drawn from (attacks, random scores) without
+    changing what the trial draws after it."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def planned_cost(baseline: Baseline, s: PruneSettings, data: Dataset, device: torch.device,
+                 latency_repeats: int) -> dict:
+    """The cost a trial will end with, known before it trains: the same rounds on a copy,
+    pruned by the `random` criterion without fine-tuning. Every criterion removes as many
+    filters per layer (or blocks) at a ratio, so the shape does not depend on the criterion
+    (except under `global_pruning`, where this is an estimate)."""
+    model = baseline.model().to(device)
+    with rng_kept(device):  # random scores
+        prune(model, replace(s, criterion="random", params={}), data.train.subset(2, 0), device, lambda m, r: None)
+    return model_cost(model, data.shape, device, latency_repeats)
 
 
 def baseline_key(cfg: TrialConfig, device_type: str) -> str:
@@ -101,19 +129,41 @@ def train_baseline(cfg: TrialConfig, quiet: bool = True) -> Baseline:
     return Baseline(model_payload(model, architecture_spec(model, arch, [], data.shape)), metrics)
 
 
-def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True) -> TrialResult:
+def _progress_reporter(progress: Progress, cfg: TrialConfig, baseline: Baseline, data: Dataset,
+                       device: torch.device) -> Callable[[nn.Module, int], None]:
+    """`(model, step)` -> one intermediate report. The global RNG is restored afterwards, so a
+    trial's result is the same with and without intermediate reports."""
+    cost = planned_cost(baseline, cfg.prune_settings(), data, device, cfg.latency_repeats)
+    subset = data.val.subset(progress.eval_size, cfg.seeds()["eval_subset"])
+
+    def report(model: nn.Module, step: int) -> None:
+        with rng_kept(device):
+            robustness = evaluate_robustness(model, cfg.attack_specs(), subset, data.num_classes, device,
+                                             cfg.seeds()["attacks"], per_attack=False)
+        progress.report({"step": step, **cost, "clean_acc": robustness.clean_acc(), **robustness.metrics()})
+    return report
+
+
+def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
+              progress: Progress | None = None) -> TrialResult:
     """Prune the baseline in `iterations` rounds (fine-tuning after each), then evaluate."""
     start = time.perf_counter()
     device = resolve_device(cfg.device)
     data = load_data(cfg)
     seeds = cfg.seeds()
     torch.manual_seed(seeds["training"])
+    report = _progress_reporter(progress, cfg, baseline, data, device) if progress else None
     model = baseline.model().to(device)
     calib = data.train.subset(cfg.calib_size, seeds["calibration"])  # training data, never validation
     ft = cfg.finetune.settings(cfg.amp)
 
     def finetune(m: nn.Module, round_index: int) -> None:
-        train(m, data, ft, seeds["finetune"] + round_index, device, quiet, desc=f"fine-tune {round_index + 1}")
+        done = round_index * ft.epochs
+        on_epoch = (lambda epoch: report(m, done + epoch + 1)) if report else None
+        train(m, data, ft, seeds["finetune"] + round_index, device, quiet, desc=f"fine-tune {round_index + 1}",
+              on_epoch=on_epoch)
+        if report and ft.epochs == 0:
+            report(m, round_index + 1)
 
     removed = prune(model, cfg.prune_settings(), calib, device, finetune, seeds["training"])
     spec = architecture_spec(model, baseline.payload["spec"]["arch"], removed, data.shape)

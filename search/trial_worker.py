@@ -1,0 +1,48 @@
+"""The Ray Tune trainable: the only search code a trial's worker imports.
+
+Kept apart from the driver's modules (MLflow, Optuna, plotting), so that a fresh Ray
+worker imports what a trial needs and nothing more.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from trainables.store import save_model
+from trainables.trial import Baseline, Progress, run_trial
+
+from .config import SearchConfig, sampled_point
+from .dry_run import dry_run_trial
+from .pareto import objective_values
+
+
+def with_objectives(metrics: dict, cfg: SearchConfig) -> dict:
+    """The metrics plus what the searcher and scheduler rank on (`objective_*`) and `feasible`."""
+    drop = cfg.search.max_clean_acc_drop
+    feasible = drop is None or metrics["clean_acc_baseline"] - metrics["clean_acc"] <= drop
+    return {**metrics, **objective_values(metrics, cfg.search.objectives, feasible), "feasible": int(feasible)}
+
+
+def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None:
+    """Ray Tune function trainable: one trial, reported once with its pruned model (`final`
+    1); under mo_asha also after every fine-tune epoch (`final` 0, no checkpoint)."""
+    cfg = SearchConfig.model_validate(search_config)
+    torch.set_num_threads(max(1, int(cfg.resources.cpus_per_trial)))
+    trial_cfg = cfg.trial_config(sampled_point(config))
+    base = {f"{k}_baseline": v for k, v in baseline.metrics.items()}
+    progress = None
+    if cfg.search.scheduler == "mo_asha":
+        progress = Progress(lambda m: tune.report({**with_objectives({**m, **base}, cfg), "final": 0}),
+                            cfg.search.rung_eval_size)
+    result = (dry_run_trial if cfg.search.dry_run else run_trial)(trial_cfg, baseline, progress=progress)
+    m = result.metrics  # validation only: the test split is measured after the search, for the front
+    with tempfile.TemporaryDirectory() as d:
+        save_model(result.model, result.spec, Path(d) / "model.pt")
+        (Path(d) / "metrics.json").write_text(json.dumps({**m, **trial_cfg.records()}, indent=2))
+        tune.report({**with_objectives(m, cfg), "final": 1, "node_id": ray.get_runtime_context().get_node_id()},
+                    checkpoint=tune.Checkpoint.from_directory(d))

@@ -1,0 +1,57 @@
+"""Search efficiency, end to end on real trials (local Ray, sqlite MLflow): MO-ASHA stops
+dominated trials early, a warm start seeds the sampler with an earlier search's points,
+and a time budget ends a search cleanly."""
+import pytest
+from mlflow.tracking import MlflowClient
+
+from e2e_helpers import run_cli, search_runs, tiny_config
+
+pytestmark = pytest.mark.e2e
+
+
+def _point(run) -> tuple:
+    p = run.data.params
+    return p["granularity"], p["criterion"], round(float(p["ratio"]), 6), p["iterations"], p["finetune_epochs"]
+
+
+def test_mo_asha_stops_dominated_trials_and_a_warm_start_continues_the_search(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = tiny_config(tmp_path, "first", 8, space={"iterations": [2, 3]},
+                        search={"scheduler": "mo_asha", "reduction_factor": 2, "rung_eval_size": 60})
+    proc = run_cli("run", str(first), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent, children = search_runs(uri, "first")
+    assert parent.info.status == "FINISHED" and len(children) == 8
+    stopped = [c for c in children if c.data.tags.get("stopped_early") == "true"]
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert stopped and finished and len(stopped) + len(finished) == 8, proc.stdout[-3000:]
+    for run in stopped:
+        assert run.info.status == "KILLED" and run.data.tags["pareto"] == "false"
+        assert 1 <= run.data.metrics["rung_step"] <= int(run.data.params["iterations"])
+        assert 0 <= run.data.metrics["rung_robust_acc"] <= run.data.metrics["rung_clean_acc"] <= 1
+        assert run.data.metrics["flops"] < parent.data.metrics["flops_baseline"]  # the cost it would have ended with
+        assert "robust_acc" not in run.data.metrics  # never measured in full: no number to mistake for one
+    front = [c for c in finished if c.data.tags["pareto"] == "true"]
+    assert front and all("test_robust_acc" in c.data.metrics for c in front)
+    assert proc.stdout.count("stopped early by mo_asha") == len(stopped)
+
+    second = tiny_config(tmp_path, "second", 4, space={"iterations": [2, 3]}, search={"warm_start": "first"})
+    proc = run_cli("run", str(second), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"warm start: {len(finished)} measured points of 'first' seed the sampler" in proc.stdout
+    parent2, children2 = search_runs(uri, "second")
+    assert parent2.info.status == "FINISHED" and len(children2) == 4
+    assert parent2.data.metrics["warm_start_points"] == len(finished)
+    assert not {_point(c) for c in children2} & {_point(c) for c in finished}  # nothing measured again
+
+
+def test_a_time_budget_ends_the_search_finished_with_what_it_measured(tmp_path):
+    cfg = tiny_config(tmp_path, "budget", 1000, baseline={"epochs": 2},
+                      search={"dry_run": True, "time_budget_s": 25, "sampler": "random"})
+    proc = run_cli("run", str(cfg), cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent, children = search_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "budget")
+    assert parent.info.status == "FINISHED"
+    assert 1 <= len(children) < 1000 and all(c.info.status == "FINISHED" for c in children)
+    assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(
+        parent.info.run_id, "finished_trials")[-1].value == len(children)

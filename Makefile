@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test bench bench-criteria bench-driver clean
+.PHONY: install demo test bench bench-criteria bench-driver bench-search clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ bench-criteria: install
 
 bench-driver: install
 	$(PY) bench/bench_driver.py
+
+bench-search: install
+	$(PY) bench/bench_search.py --out bench/search.md
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns ray_results robustprune_runs

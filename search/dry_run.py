@@ -35,5 +35,6 @@ def dry_run_trial(cfg: TrialConfig, baseline: Baseline, progress: Progress | Non
         for step in range(1, steps + 1):
             late = 0.01 * (steps - step)
             progress.report({"step": step, **{k: metrics[k] for k in (*SIZE_METRICS, "latency_ms") if k in metrics},
-                             "clean_acc": metrics["clean_acc"] - late, "robust_acc": max(0.0, robust - late)})
+                             "clean_acc": metrics["clean_acc"] - late, "robust_acc": max(0.0, robust - late),
+                             "trial_seconds": time.perf_counter() - start})
     return TrialResult(metrics, baseline.model(), baseline.payload["spec"])

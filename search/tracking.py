@@ -222,7 +222,8 @@ class Tracker:
         self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
         cost = {k: result[k] for k in ("flops", "macs", "params", "latency_ms") if k in result}
         self._log_metrics(run_id, {**cost, "rung_step": result["step"], "rung_clean_acc": result["clean_acc"],
-                                   "rung_robust_acc": result["robust_acc"]})
+                                   "rung_robust_acc": result["robust_acc"],
+                                   "trial_seconds": result.get("trial_seconds", 0.0)})
         self.client.set_terminated(run_id, "KILLED")
         self._children[trial_id] = ChildRecord(run_id, "KILLED", None, False, "false")
         return run_id

@@ -130,7 +130,7 @@ def train_baseline(cfg: TrialConfig, quiet: bool = True) -> Baseline:
 
 
 def _progress_reporter(progress: Progress, cfg: TrialConfig, baseline: Baseline, data: Dataset,
-                       device: torch.device) -> Callable[[nn.Module, int], None]:
+                       device: torch.device, start: float) -> Callable[[nn.Module, int], None]:
     """`(model, step)` -> one intermediate report. The global RNG is restored afterwards, so a
     trial's result is the same with and without intermediate reports."""
     cost = planned_cost(baseline, cfg.prune_settings(), data, device, cfg.latency_repeats)
@@ -140,7 +140,8 @@ def _progress_reporter(progress: Progress, cfg: TrialConfig, baseline: Baseline,
         with rng_kept(device):
             robustness = evaluate_robustness(model, cfg.attack_specs(), subset, data.num_classes, device,
                                              cfg.seeds()["attacks"], per_attack=False)
-        progress.report({"step": step, **cost, "clean_acc": robustness.clean_acc(), **robustness.metrics()})
+        progress.report({"step": step, **cost, "clean_acc": robustness.clean_acc(), **robustness.metrics(),
+                         "trial_seconds": time.perf_counter() - start})
     return report
 
 
@@ -152,7 +153,7 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
     data = load_data(cfg)
     seeds = cfg.seeds()
     torch.manual_seed(seeds["training"])
-    report = _progress_reporter(progress, cfg, baseline, data, device) if progress else None
+    report = _progress_reporter(progress, cfg, baseline, data, device, start) if progress else None
     model = baseline.model().to(device)
     calib = data.train.subset(cfg.calib_size, seeds["calibration"])  # training data, never validation
     ft = cfg.finetune.settings(cfg.amp)

@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
 .PHONY: install demo test bench bench-criteria bench-driver bench-search clean
@@ -17,6 +18,8 @@ $(STAMP):
 	$(PIP) install -q -e '.[dev,export]'
 	# torchattacks' declared deps (torchvision, requests~=2.25) are unused and unresolvable here.
 	$(PIP) install -q --no-deps torchattacks==3.5.1
+	# The browser tests (tests/test_browser.py) drive Debian's Chromium headless.
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

@@ -173,8 +173,9 @@ def _print_outcome(outcome) -> None:
     print(f"\nexperiment folder: {outcome.experiment_path}")
     if not outcome.complete:
         print(f"continue with:    robustprune resume {outcome.experiment_path}")
-    print(f"open the UI with: robustprune ui --tracking-uri {outcome.tracking_uri}   (MLflow experiment "
-          f"'{outcome.experiment_name}', run {outcome.parent_run_id})")
+    print(f"open the UI with: robustprune ui --tracking-uri {outcome.tracking_uri} --experiment "
+          f"{outcome.experiment_name}   (it prints the link to this search's runs; parent run "
+          f"{outcome.parent_run_id}, its description holds the front)")
 
 
 def cmd_run(args) -> int:
@@ -270,6 +271,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .tracking import Tracker, find_parent_run
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"out: {out} is a folder; name the HTML file, e.g. {out / 'report.html'}")
+    uri = _tracking_uri(args)
+    try:
+        parent = find_parent_run(uri, args.experiment, args.run_id)
+    except LookupError as e:
+        raise UsageError(str(e)) from None
+    write_report(Tracker(uri, parent.info.experiment_id, parent.info.run_id), out)
+    print(f"wrote {out}: self-contained, opens offline; also logged to run {parent.info.run_id} as report.html")
+    _say_if_unfinished(parent)
+    return 0
+
+
 def _check_port_free(host: str, port: int) -> None:
     import socket
 
@@ -287,7 +306,16 @@ def cmd_ui(args) -> int:
     _check_port_free(args.host, args.port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
            "--port", str(args.port)]
-    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}", file=sys.stderr)
+    from .tracking import runs_page
+
+    base = f"http://{args.host}:{args.port}/"
+    page = runs_page(uri, args.experiment)
+    if args.experiment and page is None:
+        raise UsageError(f"experiment: no MLflow experiment named '{args.experiment}' at {uri}")
+    print(f"MLflow UI for {uri} on {base}", file=sys.stderr)
+    if page:
+        print(f"the search's runs: {base}{page}", file=sys.stderr)
+    sys.stderr.flush()
     os.execv(sys.executable, cmd)
     return 0
 
@@ -313,6 +341,11 @@ def add_search_parsers(sub) -> None:
     tracking_args(p)
     p.set_defaults(func=cmd_pareto)
 
+    p = sub.add_parser("report", help="write a search's report: one self-contained HTML page")
+    tracking_args(p)
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("export", help="export a model from the front")
     tracking_args(p)
     p.add_argument("--max-flops", dest="max_flops", type=float)
@@ -328,6 +361,7 @@ def add_search_parsers(sub) -> None:
     p.add_argument("--tracking-uri", dest="tracking_uri")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--experiment", help="the experiment whose runs to link to (default: the newest search's)")
     p.set_defaults(func=cmd_ui)
 
 

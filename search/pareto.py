@@ -161,57 +161,130 @@ def front_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def front_markdown(front: list[dict], experiment_id: str) -> str:
+    """The front as a markdown table (MLflow renders a run's description as markdown), each
+    row linking to its run in the UI."""
+    def pct(v):
+        return f"{v:.1%}" if isinstance(v, float) else "–"
+
+    def acc(v):
+        return f"{v:.3f}" if isinstance(v, float) else "–"
+
+    lines = ["| criterion | granularity | ratio | it | FLOPs red. | val clean | val robust | test clean | "
+             "test robust | run |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in front:
+        lines.append(f"| {r['criterion']} | {r['granularity']} | {r['ratio']:.2f} | {r['iterations']} | "
+                     f"{pct(r.get('flops_reduction'))} | {acc(r.get('clean_acc'))} | {acc(r.get('robust_acc'))} | "
+                     f"{acc(r.get('test_clean_acc'))} | {acc(r.get('test_robust_acc'))} | "
+                     f"[{r['run_id'][:8]}](#/experiments/{experiment_id}/runs/{r['run_id']}) |")
+    return "\n".join(lines)
+
+
 def _axes(objectives: dict[str, str]) -> tuple[str, str]:
     """(x, y) for the plots: the cost metric on x, the accuracy metric on y."""
     x, y = sorted(objectives, key=lambda m: m in ACCURACY_METRICS)
     return x, y
 
 
+def _relative(rows: list[dict], objectives: dict[str, str], baseline: dict) -> tuple[list, list, str, str, tuple]:
+    """x (the cost, relative to the baseline's: 1 = unpruned) and y (the accuracy) of each
+    row, the axis titles, and the baseline's own point."""
+    x_key, y_key = _axes(objectives)
+    scale = float(baseline.get(x_key) or 1.0)
+    xs = [r[x_key] / scale for r in rows]
+    ys = [r[y_key] for r in rows]
+    x_title = f"{x_key} relative to the baseline (1 = unpruned)"
+    y_title = f"validation {y_key.replace('_', ' ')}"
+    return xs, ys, x_title, y_title, (1.0, baseline.get(y_key))
+
+
 def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
+    """The front as a line, the dominated trials coloured by criterion, the baseline labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x_key, y_key = _axes(objectives)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    dominated = [r for r in rows if r["run_id"] not in front_ids]
-    front = sorted((r for r in rows if r["run_id"] in front_ids), key=lambda r: r[x_key])
-    ax.scatter([r[x_key] for r in dominated], [r[y_key] for r in dominated], c="0.7", label="dominated")
-    ax.plot([r[x_key] for r in front], [r[y_key] for r in front], "o-", c="tab:red", label="Pareto front")
-    if x_key in baseline and y_key in baseline:
-        ax.scatter([baseline[x_key]], [baseline[y_key]], marker="*", s=180, c="black", label="baseline")
-    ax.set_xlabel(x_key)
-    ax.set_ylabel(y_key)
+    xs, ys, x_title, y_title, base = _relative(rows, objectives, baseline)
+    on_front = [r["run_id"] in front_ids for r in rows]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for criterion in sorted({r["criterion"] for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["criterion"] == criterion and not on_front[i]]
+        if idx:
+            ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], alpha=0.6, label=f"{criterion} (dominated)")
+    front = sorted((i for i in range(len(rows)) if on_front[i]), key=lambda i: xs[i])
+    ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="crimson", lw=2, label="Pareto front")
+    for i in front:
+        ax.annotate(rows[i]["criterion"], (xs[i], ys[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if base[1] is not None:
+        ax.scatter([base[0]], [base[1]], marker="*", s=200, c="black", zorder=3)
+        ax.annotate("baseline (unpruned)", base, textcoords="offset points", xytext=(-110, 6), fontsize=8)
+    ax.set_xlabel(x_title)
+    ax.set_ylabel(y_title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(f"{y_key} vs {x_key}: {len(front)} on the front of {len(rows)} trials")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{len(front)} on the front of {len(rows)} finished trials")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def plot_html(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
+def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict):
+    """The interactive front (a plotly figure): one point per trial, hover shows its
+    parameters and run id."""
     import plotly.graph_objects as go
 
-    x_key, y_key = _axes(objectives)
+    xs, ys, x_title, y_title, base = _relative(rows, objectives, baseline)
 
-    def trace(subset, name, **style):
+    def trace(idx, name, **style):
         return go.Scatter(
-            x=[r[x_key] for r in subset], y=[r[y_key] for r in subset], name=name, **style,
-            text=[f"{r['criterion']} {r['granularity']} ratio={r['ratio']:.2f} it={r['iterations']}<br>"
-                  f"clean={r['clean_acc']:.3f} robust={r['robust_acc']:.3f}<br>run {r['run_id']}" for r in subset],
+            x=[xs[i] for i in idx], y=[ys[i] for i in idx], name=name, **style,
+            text=[f"{rows[i]['criterion']} {rows[i]['granularity']} ratio={rows[i]['ratio']:.2f} "
+                  f"it={rows[i]['iterations']}<br>clean={rows[i]['clean_acc']:.3f} "
+                  f"robust={rows[i]['robust_acc']:.3f}<br>run {rows[i]['run_id']}" for i in idx],
             hoverinfo="text")
 
-    front = sorted((r for r in rows if r["run_id"] in front_ids), key=lambda r: r[x_key])
-    fig = go.Figure([trace([r for r in rows if r["run_id"] not in front_ids], "dominated", mode="markers",
-                           marker={"color": "lightgrey"}),
-                     trace(front, "Pareto front", mode="lines+markers", marker={"color": "crimson"})])
-    if x_key in baseline and y_key in baseline:
-        fig.add_trace(go.Scatter(x=[baseline[x_key]], y=[baseline[y_key]], name="baseline", mode="markers",
+    on_front = [r["run_id"] in front_ids for r in rows]
+    traces = [trace([i for i, r in enumerate(rows) if r["criterion"] == c and not on_front[i]], f"{c} (dominated)",
+                    mode="markers", opacity=0.6) for c in sorted({r["criterion"] for r in rows})]
+    front = sorted((i for i in range(len(rows)) if on_front[i]), key=lambda i: xs[i])
+    traces.append(trace(front, "Pareto front", mode="lines+markers", marker={"color": "crimson"}))
+    fig = go.Figure(traces)
+    if base[1] is not None:
+        fig.add_trace(go.Scatter(x=[base[0]], y=[base[1]], name="baseline (unpruned)", mode="markers+text",
+                                 text=["baseline"], textposition="top left",
                                  marker={"symbol": "star", "size": 14, "color": "black"}))
-    fig.update_layout(xaxis_title=x_key, yaxis_title=y_key, title="robustprune Pareto front")
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, title="robustprune Pareto front")
+    return fig
+
+
+def plot_html(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
+    """`front_figure` as a page that opens offline (plotly.js inline, no CDN)."""
+    front_figure(rows, front_ids, objectives, baseline).write_html(path, include_plotlyjs=True, full_html=True,
+                                                                   div_id="pareto-plot")
+
+
+def plot_hypervolume(history: list[tuple[float, int, float]], path) -> None:
+    """Hypervolume against wall time and against finished trials; `history` holds
+    (seconds since the search started, finished trials, hypervolume)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110, sharey=True)
+    seconds, trials, hv = zip(*history) if history else ((), (), ())
+    left.step(seconds, hv, where="post")
+    right.step(trials, hv, where="post")
+    left.set_xlabel("wall time since the search started (s)")
+    right.set_xlabel("finished trials")
+    left.set_ylabel("hypervolume")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle("Hypervolume of the front as the search ran")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def plot_robustness_curves(curves: dict[str, list[tuple[float, float]]], path) -> None:

@@ -29,6 +29,7 @@ from .lock import search_lock
 from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
 from .preflight import preflight, wait_for_cluster_resources
+from .report import log_report
 from .space import SearchSpace, make_sampler
 from .storage import read_bytes, write_bytes
 from .tracking import Tracker
@@ -217,6 +218,10 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
         if complete and not cfg.search.dry_run and evaluate_front(tracker, cfg, baseline, front):
             front = tracker.update_pareto(cfg.search.objectives, final=True).front  # pareto.csv with test columns
             tracker.log_robustness_curves(front)
+        try:
+            log_report(tracker)
+        except Exception as e:  # the search's results are logged; the page is a view of them
+            print(f"[robustprune] WARNING: report.html not logged ({e!r}); `robustprune report` makes it", flush=True)
     tracker.finish("FINISHED" if complete else "KILLED")
     return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri, finished, errored, front,
                          complete)

@@ -29,6 +29,9 @@ TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epo
 CURVE_METRIC = "test_robust_acc_curve"
 CURVE_STEP_SCALE = 10_000  # MLflow steps are integers: eps 0.0314 is logged at step 314
 PLOT_EVERY_S = 30.0  # live pareto.png/.html redraw interval (pareto.csv is rewritten every trial)
+# Without a kind, MLflow's UI opens an experiment on its GenAI overview (traces), not on the runs.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+NOTE_TAG = "mlflow.note.content"  # the run's description in the UI (markdown)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
@@ -56,10 +59,11 @@ class Tracker:
         self._client: MlflowClient | None = None
         self._children: dict[str, ChildRecord] | None = None  # by trial id; see _known_children
         self._baseline: dict[str, float] | None = None
+        self._summary: str | None = None
         self._last_plot = 0.0
 
     def __getstate__(self):
-        return {**self.__dict__, "_client": None, "_children": None, "_baseline": None}
+        return {**self.__dict__, "_client": None, "_children": None, "_baseline": None, "_summary": None}
 
     @property
     def client(self) -> MlflowClient:
@@ -74,7 +78,12 @@ class Tracker:
         """The parent run: the config and the resolved records (attacks, splits, seeds) as params."""
         client = MlflowClient(tracking_uri)
         exp = client.get_experiment_by_name(experiment_name)
-        exp_id = exp.experiment_id if exp else client.create_experiment(experiment_name)
+        if exp is None:
+            exp_id = client.create_experiment(experiment_name, tags=dict([EXPERIMENT_KIND]))
+        else:
+            exp_id = exp.experiment_id
+            if exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+                client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
         run = client.create_run(exp_id, run_name=Path(experiment_path).name,
                                 tags={SEARCH_TAG: "parent", "experiment_path": experiment_path})
         tracker = cls(tracking_uri, exp_id, run.info.run_id)
@@ -143,21 +152,25 @@ class Tracker:
                     self._children[run.data.tags[TRIAL_TAG]] = ChildRecord.of(run)
         return self._children
 
-    def _fresh_child(self, trial_id: str, tags: dict[str, str]) -> str | None:
-        """A new child run for the trial, or None when the trial is already logged."""
+    def _fresh_child(self, trial_id: str, params: dict, tags: dict[str, str]) -> str | None:
+        """A new child run for the trial, named by what it tried and tagged with what a user
+        filters on, or None when the trial is already logged."""
         if trial_id in self._known_children():
             return None
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}",
-                                     tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, **tags})
+        run = self.client.create_run(self.experiment_id, run_name=child_run_name(params),
+                                     tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id,
+                                           "criterion": str(params["criterion"]),
+                                           "granularity": str(params["granularity"]), **tags})
+        self.client.log_batch(run.info.run_id,
+                              params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
         return run.info.run_id
 
     def log_trial(self, trial_id: str, params: dict, metrics: dict, trial_dir: Path, tags: dict) -> str | None:
         """Child run with params, metrics, model.pt (the safe model file) and metrics.json."""
-        run_id = self._fresh_child(trial_id, tags)
+        run_id = self._fresh_child(trial_id, params, tags)
         if run_id is None:
             return None
         try:
-            self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
             self._log_metrics(run_id, numeric_metrics(metrics))
             for name in ("model.pt", "metrics.json"):
                 self.client.log_artifact(run_id, str(trial_dir / name))
@@ -205,21 +218,20 @@ class Tracker:
                 self.client.log_artifacts(self.parent_run_id, d)
 
     def log_failed_trial(self, trial_id: str, params: dict, error: str) -> None:
-        run_id = self._fresh_child(trial_id, {"error": error[-5000:], "pareto": "false"})
+        run_id = self._fresh_child(trial_id, params, {"error": error[-5000:], "pareto": "false"})
         if run_id is None:
             return
-        self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
         self.client.set_terminated(run_id, "FAILED")
         self._children[trial_id] = ChildRecord(run_id, "FAILED", None, False, "false")
 
     def log_stopped_trial(self, trial_id: str, params: dict, result: dict) -> str | None:
         """A trial that mo_asha stopped: KILLED, off the front, with the cost it would have
         had and its last intermediate accuracies (`rung_*`, measured on a small subset)."""
-        run_id = self._fresh_child(trial_id, {"stopped_early": "true", "stopped_at_step": str(result["step"]),
-                                              "pareto": "false", "feasible": "true" if result["feasible"] else "false"})
+        run_id = self._fresh_child(trial_id, params, {
+            "stopped_early": "true", "stopped_at_step": str(result["step"]), "pareto": "false",
+            "feasible": "true" if result["feasible"] else "false"})
         if run_id is None:
             return None
-        self.client.log_batch(run_id, params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
         cost = {k: result[k] for k in ("flops", "macs", "params", "latency_ms") if k in result}
         self._log_metrics(run_id, {**cost, "rung_step": result["step"], "rung_clean_acc": result["clean_acc"],
                                    "rung_robust_acc": result["robust_acc"],
@@ -235,6 +247,37 @@ class Tracker:
             self._baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items()
                               if k.endswith("_baseline")}
         return self._baseline
+
+    def hypervolume_history(self) -> list[tuple[float, int, float]]:
+        """(seconds since the parent run started, finished trials, hypervolume), by trial."""
+        start = self.client.get_run(self.parent_run_id).info.start_time
+        by_trials = {m.step: m for m in self.client.get_metric_history(self.parent_run_id, "hypervolume")}
+        return [((m.timestamp - start) / 1000, m.step, m.value) for _, m in sorted(by_trials.items())]
+
+    def search_summary(self) -> str:
+        """One markdown paragraph on what the search is, from the parent's params."""
+        if self._summary is None:
+            p = self.client.get_run(self.parent_run_id).data.params
+            objectives = ", ".join(f"{k.rsplit('.', 1)[1]} ({v})" for k, v in p.items()
+                                   if k.startswith("search.objectives."))
+            names = dict.fromkeys(k.split(".")[2] for k in p if k.startswith("resolved.attacks."))
+            attacks = ", ".join(f"{n} (eps {p.get(f'resolved.attacks.{n}.eps', '?')})" for n in names) or "?"
+            self._summary = (f"**{p.get('model.name', '?')}** on **{p.get('data.name', '?')}**: "
+                             f"{p.get('search.num_samples', '?')} trials, sampler {p.get('search.sampler', '?')}, "
+                             f"scheduler {p.get('search.scheduler', 'fifo')}, objectives {objectives}; "
+                             f"selection attacks on validation: {attacks}; criteria "
+                             f"{', '.join(json.loads(p.get('space.criteria', '[]')))}.")
+        return self._summary
+
+    def _describe(self, front: list[dict], finished: int, hv: float, final: bool) -> None:
+        """The parent run's description: the search, its hypervolume and its front."""
+        state = "final" if final else "live, refreshed as trials finish"
+        test = "" if final else " Test columns fill in after the search (final evaluation)."
+        note = (f"{self.search_summary()}\n\n**Hypervolume {hv:.4f}** after {finished} finished trials ({state})."
+                f" Front: {len(front)} models, best validation robust accuracy first.{test}\n\n"
+                f"{pareto.front_markdown(front, self.experiment_id)}\n\n"
+                f"Filter the runs table with `tags.pareto = 'true'` to list the front.")
+        self.client.set_tag(self.parent_run_id, NOTE_TAG, note)
 
     def update_pareto(self, objectives: dict[str, str], final: bool = False) -> "FrontState":
         """Recompute the front over all finished, feasible children; tag, measure and plot it.
@@ -264,11 +307,13 @@ class Tracker:
                                                "pareto_size": len(front_ids)}, step=len(finished))
         all_rows = [c.row for c in finished]
         front = sorted((row for row in all_rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
+        self._describe(front, len(finished), hv, final)
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
             if all_rows and (final or time.monotonic() - self._last_plot >= PLOT_EVERY_S):
                 pareto.plot_png(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.png")
                 pareto.plot_html(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.html")
+                pareto.plot_hypervolume(self.hypervolume_history(), Path(d) / "hypervolume.png")
                 self._last_plot = time.monotonic()
             self.client.log_artifacts(self.parent_run_id, d)
         return FrontState(front, len(finished), hv)
@@ -297,6 +342,12 @@ class FrontState:
     hypervolume: float
 
 
+def child_run_name(params: dict) -> str:
+    """What a trial tried, e.g. `pls_vip·filter·r0.63·it3`."""
+    return (f"{params['criterion']}·{params['granularity']}·r{float(params['ratio']):.2f}·"
+            f"it{params['iterations']}")
+
+
 def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[str, float]) -> dict:
     """One child run as a flat dict: ids, params (typed from their logged strings), metrics."""
     return {"run_id": run_id, "trial_id": trial_id,
@@ -307,6 +358,23 @@ def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[
 
 def run_row(run) -> dict:
     return trial_row(run.info.run_id, run.data.tags.get(TRIAL_TAG, ""), run.data.params, run.data.metrics)
+
+
+def runs_page(tracking_uri: str, experiment_name: str | None = None) -> str | None:
+    """The UI route of an experiment's runs table (by default, the experiment of the newest
+    search in the store), or None when there is none. MLflow 3's UI opens an experiment on
+    its GenAI overview, whatever the experiment's kind, unless the link asks for the
+    machine-learning workflow."""
+    client = MlflowClient(tracking_uri)
+    if experiment_name:
+        exp = client.get_experiment_by_name(experiment_name)
+        experiment_id = exp.experiment_id if exp else None
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+        newest = client.search_runs(ids, f"tags.`{SEARCH_TAG}` = 'parent'", order_by=["attributes.start_time DESC"],
+                                    max_results=1) if ids else []
+        experiment_id = newest[0].info.experiment_id if newest else None
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning" if experiment_id else None
 
 
 def find_parent_run(tracking_uri: str, experiment_name: str, run_id: str | None = None):

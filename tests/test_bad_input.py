@@ -218,6 +218,8 @@ CASES = [
     ("export-threshold-text", ["export", "--tracking-uri", "{store}", "--max-flops", "lots", "--out", "{tmp}/x"], {},
      "argument --max-flops: invalid float value: 'lots'"),
     ("ui-port-busy", ["ui", "--tracking-uri", "{store}", "--port", "{busy}"], {}, "port: cannot serve on 127.0.0.1:"),
+    ("ui-experiment-unknown", ["ui", "--tracking-uri", "{store}", "--port", "{closed}", "--experiment", "nope"], {},
+     "experiment: no MLflow experiment named 'nope' at"),
     ("ui-store-scheme", ["ui", "--tracking-uri", "foo://bar"], {}, "unsupported scheme 'foo'"),
     # ---- the command line itself ----------------------------------------------------------
     ("no-command", [], {}, "the following arguments are required: command"),

@@ -1,0 +1,110 @@
+"""`robustprune report`: one self-contained HTML page per search (no script or image
+fetched from anywhere: plotly.js and the PNGs are inlined), so it opens offline and can
+be mailed. It holds what the search is, its hypervolume, the front table, the
+interactive front (one point per finished trial), the hypervolume and robustness-curve
+plots, and the config. Read-only on the store, apart from logging the page to the
+search's parent run."""
+from __future__ import annotations
+
+import base64
+import html
+import tempfile
+from pathlib import Path
+
+from . import pareto
+from .tracking import Tracker, run_row
+
+REPORT_FILE = "report.html"
+
+
+def _png_tag(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _front_table(front: list[dict]) -> str:
+    head = ["criterion", "granularity", "ratio", "iterations", "FLOPs reduction", "val clean", "val robust",
+            "test clean", "test robust", "run"]
+    keys = ["criterion", "granularity", "ratio", "iterations", "flops_reduction", "clean_acc", "robust_acc",
+            "test_clean_acc", "test_robust_acc", "run_id"]
+
+    def cell(key, value):
+        if value is None:
+            return "–"
+        if key == "flops_reduction":
+            return f"{value:.1%}"
+        return f"{value:.3f}" if isinstance(value, float) and key != "ratio" else (
+            f"{value:.2f}" if key == "ratio" else html.escape(str(value)))
+
+    rows = "".join("<tr>" + "".join(f"<td>{cell(k, r.get(k))}</td>" for k in keys) + "</tr>" for r in front)
+    return (f'<table id="front"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
+
+
+def build_report(tracker: Tracker) -> str:
+    """The page's HTML, from the parent run and its children as they are now."""
+    client = tracker.client
+    parent = client.get_run(tracker.parent_run_id)
+    params = parent.data.params
+    objectives = {k.removeprefix("search.objectives."): v for k, v in params.items()
+                  if k.startswith("search.objectives.")}
+    baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items() if k.endswith("_baseline")}
+    finished = [r for r in tracker.child_runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
+    rows = [run_row(r) for r in finished]
+    front_ids = {r.info.run_id for r in finished if r.data.tags.get("pareto") == "true"}
+    front = sorted((row for row in rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
+    plot = (pareto.front_figure(rows, front_ids, objectives, baseline).to_html(
+        full_html=False, include_plotlyjs=True, div_id="front-plot") if rows else "<p>No finished trial yet.</p>")
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d)
+        pareto.plot_hypervolume(tracker.hypervolume_history(), folder / "hypervolume.png")
+        images = [_png_tag(folder / "hypervolume.png", "hypervolume against wall time and finished trials")]
+        logged = {a.path for a in client.list_artifacts(tracker.parent_run_id)}
+        if "robustness_curves.png" in logged:
+            images.append(_png_tag(Path(client.download_artifacts(tracker.parent_run_id, "robustness_curves.png",
+                                                                   d)), "robustness curves of the front"))
+        config = (Path(client.download_artifacts(tracker.parent_run_id, "config.yaml", d)).read_text()
+                  if "config.yaml" in logged else "")
+    hv = parent.data.metrics.get("hypervolume", 0.0)
+    title = f"robustprune search {parent.info.run_name}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:100%}}
+</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p id="summary">{html.escape(tracker.search_summary().replace("**", ""))}</p>
+<p>Status {parent.info.status}. <b>Hypervolume {hv:.4f}</b> after {len(rows)} finished trials;
+{len(front)} models on the front (validation metrics select; test metrics come from the final evaluation).
+Parent run <code>{parent.info.run_id}</code>.</p>
+<h2>Front</h2>
+{_front_table(front)}
+<h2>Trials (interactive: hover a point)</h2>
+{plot}
+<h2>Search progress and robustness</h2>
+{"".join(images)}
+<h2>Config</h2>
+<pre>{html.escape(config)}</pre>
+</body></html>
+"""
+
+
+def log_report(tracker: Tracker, page: str | None = None) -> str:
+    """Log the page (built now unless given) to the parent run as report.html."""
+    page = page or build_report(tracker)
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / REPORT_FILE).write_text(page)
+        tracker.client.log_artifact(tracker.parent_run_id, str(Path(d) / REPORT_FILE))
+    return page
+
+
+def write_report(tracker: Tracker, out: Path) -> Path:
+    """Write the page atomically to `out` (no half-written file), and log it to the parent run."""
+    page = build_report(tracker)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page)
+    tmp.replace(out)
+    log_report(tracker, page)
+    return out

@@ -48,6 +48,15 @@ class ExperimentConfig(Strict):
             return self.storage_path
         return str(Path(self.storage_path).expanduser().resolve())
 
+    def default_optuna_storage(self) -> str | None:
+        """optuna.db beside an sqlite MLflow store, else in a local storage path; None (the
+        study in memory) when both are remote."""
+        uri = self.resolved_tracking_uri()
+        if uri.startswith("sqlite:///"):
+            return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).parent / 'optuna.db'}"
+        storage = self.resolved_storage_path()
+        return None if "://" in storage else f"sqlite:///{Path(storage) / 'optuna.db'}"
+
 
 class DataConfig(Strict):
     name: str = "mnist5k"
@@ -174,6 +183,9 @@ class SearchSettings(Strict):
     rung_eval_size: int = Field(100, ge=1, description="mo_asha: validation images behind an intermediate result")
     time_budget_s: float | None = Field(None, gt=0, description="start no trial after this many seconds, stop "
                                                                 "the running ones; the front is then final")
+    optuna_storage: str | None = Field(None, description="Optuna RDB storage URL of the search's study (for "
+                                                         "optuna-dashboard); default: sqlite optuna.db beside an "
+                                                         "sqlite MLflow store, else in the storage path")
     warm_start: str | None = Field(None, min_length=1, description="an earlier search's experiment name (same "
                                                                    "model, data, objectives): its measured points "
                                                                    "seed the sampler")

@@ -30,7 +30,7 @@ from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
 from .preflight import preflight, wait_for_cluster_resources
 from .report import log_report
-from .space import SearchSpace, make_sampler
+from .space import SearchSpace, make_sampler, optuna_storage
 from .storage import read_bytes, write_bytes
 from .tracking import Tracker
 from .trial_worker import pruning_trial
@@ -263,8 +263,11 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             objectives = cfg.search.objectives
             objective_keys = [f"objective_{m}" for m in objectives]
             space = SearchSpace(cfg.space)
+            study_storage = cfg.search.optuna_storage or cfg.experiment.default_optuna_storage()
             searcher = NoRepeats(OptunaSearch(space=space, metric=objective_keys, mode=list(objectives.values()),
-                                              sampler=make_sampler(cfg.search, cfg.experiment.seed)), objective_keys)
+                                              sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
+                                              storage=optuna_storage(study_storage)), objective_keys)
+            tracker.set_parent_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
             if cfg.search.warm_start:
                 seeded = seed_searcher(searcher, space, warm)
                 tracker.log_parent_metrics({"warm_start_points": seeded})

@@ -6,6 +6,7 @@ TPE see no common (intersection) space and sample the criterion at random.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import optuna
@@ -52,6 +53,15 @@ def methods(space: SpaceConfig) -> list[str]:
 def split_method(method: str) -> tuple[str, str]:
     granularity, criterion = method.split("/")
     return granularity, criterion
+
+
+def optuna_storage(url: str | None) -> optuna.storages.BaseStorage | None:
+    """The study's RDB storage (optuna-dashboard reads it), or None for Optuna's in-memory one."""
+    if url is None:
+        return None
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(url)
 
 
 def _nsga2(settings: SearchSettings, seed: int) -> optuna.samplers.BaseSampler:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -120,6 +120,9 @@ class Tracker:
         except BaseException:
             self.finish("FAILED")
             raise
+
+    def set_parent_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def log_parent_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         self._log_metrics(self.parent_run_id, metrics, step)

@@ -1,6 +1,7 @@
 """Search efficiency, end to end on real trials (local Ray, sqlite MLflow): MO-ASHA stops
 dominated trials early, a warm start seeds the sampler with an earlier search's points,
 and a time budget ends a search cleanly."""
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -34,6 +35,9 @@ def test_mo_asha_stops_dominated_trials_and_a_warm_start_continues_the_search(tm
     front = [c for c in finished if c.data.tags["pareto"] == "true"]
     assert front and all("test_robust_acc" in c.data.metrics for c in front)
     assert proc.stdout.count("stopped early by mo_asha") == len(stopped)
+    study = optuna.load_study(study_name=parent.data.tags["optuna_study"], storage=parent.data.tags["optuna_storage"])
+    assert parent.data.tags["optuna_storage"] == f"sqlite:///{tmp_path / 'optuna.db'}"  # beside the MLflow store
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 8  # for optuna-dashboard
 
     second = tiny_config(tmp_path, "second", 4, space={"iterations": [2, 3]}, search={"warm_start": "first"})
     proc = run_cli("run", str(second), cwd=tmp_path)

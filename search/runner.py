@@ -156,12 +156,11 @@ def _reuse_workers(cfg: SearchConfig) -> bool:
     return cfg.failures.max_retries == 0
 
 
-def _scheduler(cfg: SearchConfig):
-    """None is Tune's FIFO: every trial runs to its end."""
-    if cfg.search.scheduler == "fifo":
-        return None
-    return MultiObjectiveASHA({f"objective_{m}": mode for m, mode in cfg.search.objectives.items()},
-                              cfg.search.grace, cfg.search.reduction_factor)
+SCHEDULERS = {  # search.scheduler -> Tune scheduler (None: Tune's FIFO, every trial runs to its end)
+    "fifo": lambda cfg: None,
+    "mo_asha": lambda cfg: MultiObjectiveASHA({f"objective_{m}": mode for m, mode in cfg.search.objectives.items()},
+                                              cfg.search.grace, cfg.search.reduction_factor),
+}
 
 
 def _trainable(cfg: SearchConfig, baseline: Baseline):
@@ -276,7 +275,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
-                                            scheduler=_scheduler(cfg), num_samples=cfg.search.num_samples,
+                                            scheduler=SCHEDULERS[cfg.search.scheduler](cfg), num_samples=cfg.search.num_samples,
                                             time_budget_s=cfg.search.time_budget_s,
                                             reuse_actors=_reuse_workers(cfg)),
                 run_config=tune.RunConfig(

@@ -155,26 +155,32 @@ class Tracker:
                     self._children[run.data.tags[TRIAL_TAG]] = ChildRecord.of(run)
         return self._children
 
-    def _fresh_child(self, trial_id: str, params: dict, tags: dict[str, str]) -> str | None:
+    def _fresh_child(self, trial_id: str, params: dict, tags: dict[str, str],
+                     metrics: dict[str, float] | None = None) -> str | None:
         """A new child run for the trial, named by what it tried and tagged with what a user
-        filters on, or None when the trial is already logged."""
+        filters on, with its params and metrics; None when the trial is already logged."""
         if trial_id in self._known_children():
             return None
         run = self.client.create_run(self.experiment_id, run_name=child_run_name(params),
                                      tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id,
                                            "criterion": str(params["criterion"]),
                                            "granularity": str(params["granularity"]), **tags})
-        self.client.log_batch(run.info.run_id,
-                              params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params])
+        now = int(time.time() * 1000)
+        try:
+            self.client.log_batch(run.info.run_id,
+                                  params=[Param(k, str(params[k])) for k in TRIAL_PARAMS if k in params],
+                                  metrics=[Metric(k, v, now, 0) for k, v in (metrics or {}).items()])
+        except Exception:
+            self.client.delete_run(run.info.run_id)  # no half-logged child: the trial is logged again later
+            raise
         return run.info.run_id
 
     def log_trial(self, trial_id: str, params: dict, metrics: dict, trial_dir: Path, tags: dict) -> str | None:
         """Child run with params, metrics, model.pt (the safe model file) and metrics.json."""
-        run_id = self._fresh_child(trial_id, params, tags)
+        run_id = self._fresh_child(trial_id, params, tags, numeric_metrics(metrics))
         if run_id is None:
             return None
         try:
-            self._log_metrics(run_id, numeric_metrics(metrics))
             for name in ("model.pt", "metrics.json"):
                 self.client.log_artifact(run_id, str(trial_dir / name))
         except Exception as e:
@@ -230,15 +236,14 @@ class Tracker:
     def log_stopped_trial(self, trial_id: str, params: dict, result: dict) -> str | None:
         """A trial that mo_asha stopped: KILLED, off the front, with the cost it would have
         had and its last intermediate accuracies (`rung_*`, measured on a small subset)."""
+        cost = {k: result[k] for k in ("flops", "macs", "params", "latency_ms") if k in result}
         run_id = self._fresh_child(trial_id, params, {
             "stopped_early": "true", "stopped_at_step": str(result["step"]), "pareto": "false",
-            "feasible": "true" if result["feasible"] else "false"})
+            "feasible": "true" if result["feasible"] else "false"}, {
+            **cost, "rung_step": result["step"], "rung_clean_acc": result["clean_acc"],
+            "rung_robust_acc": result["robust_acc"], "trial_seconds": result.get("trial_seconds", 0.0)})
         if run_id is None:
             return None
-        cost = {k: result[k] for k in ("flops", "macs", "params", "latency_ms") if k in result}
-        self._log_metrics(run_id, {**cost, "rung_step": result["step"], "rung_clean_acc": result["clean_acc"],
-                                   "rung_robust_acc": result["robust_acc"],
-                                   "trial_seconds": result.get("trial_seconds", 0.0)})
         self.client.set_terminated(run_id, "KILLED")
         self._children[trial_id] = ChildRecord(run_id, "KILLED", None, False, "false")
         return run_id
@@ -272,15 +277,14 @@ class Tracker:
                              f"{', '.join(json.loads(p.get('space.criteria', '[]')))}.")
         return self._summary
 
-    def _describe(self, front: list[dict], finished: int, hv: float, final: bool) -> None:
-        """The parent run's description: the search, its hypervolume and its front."""
+    def _description(self, front: list[dict], finished: int, hv: float, final: bool) -> str:
+        """The parent run's description (markdown): the search, its hypervolume and its front."""
         state = "final" if final else "live, refreshed as trials finish"
         test = "" if final else " Test columns fill in after the search (final evaluation)."
-        note = (f"{self.search_summary()}\n\n**Hypervolume {hv:.4f}** after {finished} finished trials ({state})."
+        return (f"{self.search_summary()}\n\n**Hypervolume {hv:.4f}** after {finished} finished trials ({state})."
                 f" Front: {len(front)} models, best validation robust accuracy first.{test}\n\n"
                 f"{pareto.front_markdown(front, self.experiment_id)}\n\n"
                 f"Filter the runs table with `tags.pareto = 'true'` to list the front.")
-        self.client.set_tag(self.parent_run_id, NOTE_TAG, note)
 
     def update_pareto(self, objectives: dict[str, str], final: bool = False) -> "FrontState":
         """Recompute the front over all finished, feasible children; tag, measure and plot it.
@@ -306,11 +310,13 @@ class Tracker:
             if c.pareto != flag:
                 self.client.set_tag(c.run_id, "pareto", flag)
                 c.pareto = flag
-        self._log_metrics(self.parent_run_id, {"hypervolume": hv, "finished_trials": len(finished),
-                                               "pareto_size": len(front_ids)}, step=len(finished))
         all_rows = [c.row for c in finished]
         front = sorted((row for row in all_rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
-        self._describe(front, len(finished), hv, final)
+        now = int(time.time() * 1000)
+        progress = {"hypervolume": hv, "finished_trials": len(finished), "pareto_size": len(front_ids)}
+        self.client.log_batch(self.parent_run_id,  # one round trip: the progress and the description
+                              metrics=[Metric(k, v, now, len(finished)) for k, v in progress.items()],
+                              tags=[RunTag(NOTE_TAG, self._description(front, len(finished), hv, final))])
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
             if all_rows and (final or time.monotonic() - self._last_plot >= PLOT_EVERY_S):

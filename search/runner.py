@@ -72,8 +72,10 @@ def init_ray(address: str | None) -> None:
 class TrialLogger(tune.Callback):
     """Logs each finished trial to MLflow, keeps the front live, prints one line per trial."""
 
-    def __init__(self, tracker: Tracker, objectives: dict[str, str], seed: int, total: int):
+    def __init__(self, tracker: Tracker, objectives: dict[str, str], seed: int, total: int,
+                 scheduler: MultiObjectiveASHA | None = None):
         self.tracker, self.objectives, self.seed, self.total = tracker, objectives, seed, total
+        self.scheduler = scheduler  # which trials it stopped (pickled with it into Tune's tuner.pkl for resume)
         self.logged = 0
 
     def _params(self, config: dict) -> dict:
@@ -86,9 +88,11 @@ class TrialLogger(tune.Callback):
         try:
             if trial.checkpoint is not None:
                 self._log_finished(trial.trial_id, trial.config, trial.last_result, trial.checkpoint)
-            elif trial.last_result.get("final") == 0:
+            elif trial.trial_id in getattr(self.scheduler, "stopped", {}):
                 self._log_stopped(trial.trial_id, trial.config, trial.last_result)
-            else:  # stopped before its first result (search.time_budget_s): nothing was measured
+            else:  # cut short by search.time_budget_s: no full measurement to log
+                print(f"[robustprune] trial {trial.trial_id} cut short by search.time_budget_s: not logged",
+                      flush=True)
                 return
             self._log_driver_cost(start)
         except Exception as e:
@@ -272,16 +276,18 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                 tracker.log_parent_metrics({"warm_start_points": seeded})
                 print(f"[robustprune] warm start: {seeded} measured points of '{cfg.search.warm_start}' seed the "
                       f"sampler ({len(warm) - seeded} outside this space)", flush=True)
+            scheduler = SCHEDULERS[cfg.search.scheduler](cfg)
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
-                                            scheduler=SCHEDULERS[cfg.search.scheduler](cfg), num_samples=cfg.search.num_samples,
+                                            scheduler=scheduler, num_samples=cfg.search.num_samples,
                                             time_budget_s=cfg.search.time_budget_s,
                                             reuse_actors=_reuse_workers(cfg)),
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
-                    callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples)],
+                    callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples,
+                                           scheduler)],
                     verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
         print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}",
               flush=True)

@@ -67,6 +67,8 @@ def mlflow_ui(search):
 
 def test_the_experiment_opens_on_its_runs_named_by_what_they_tried(search, mlflow_ui, browser, tmp_path):
     parent, children = search["parent"], search["children"]
+    experiment = MlflowClient(search["uri"]).get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert f"#/experiments/{parent.info.experiment_id}/runs" in mlflow_ui["runs"]
     browser.goto(mlflow_ui["runs"])
     browser.wait_for(f"document.body.innerText.includes({parent.info.run_name!r})")
@@ -77,6 +79,8 @@ def test_the_experiment_opens_on_its_runs_named_by_what_they_tried(search, mlflo
     browser.eval("document.querySelector('button[data-component-id*=\"runnamecellrenderer\"]').click()")
     names = [c.info.run_name for c in children]
     assert all("·filter·r" in n for n in names), names
+    assert {(c.data.tags["criterion"], c.data.tags["granularity"]) for c in children} == {
+        (c.data.params["criterion"], c.data.params["granularity"]) for c in children}
     browser.wait_for(" && ".join(f"document.body.innerText.includes({n!r})" for n in names))
     browser.screenshot(tmp_path / "experiment-expanded.png")
 

@@ -34,7 +34,7 @@ from .space import SearchSpace, make_sampler, optuna_storage
 from .storage import read_bytes, write_bytes
 from .tracking import Tracker
 from .trial_worker import pruning_trial
-from .warm_start import measured_points, seed_searcher
+from .warm_start import MeasuredPoint, measured_points, seed_searcher
 
 SEARCH_FILE = "robustprune_search.json"  # in the experiment folder: what `resume` needs
 
@@ -244,6 +244,25 @@ def _resolved_records(cfg: SearchConfig) -> dict:
     return records
 
 
+def _searcher(cfg: SearchConfig, name: str, tracker: Tracker, warm: list[MeasuredPoint]) -> NoRepeats:
+    """Optuna (multi-objective, its study in an RDB storage when there is one) behind the
+    no-repeat cache, seeded with a warm start's points."""
+    objectives = cfg.search.objectives
+    objective_keys = [f"objective_{m}" for m in objectives]
+    space = SearchSpace(cfg.space)
+    study_storage = cfg.search.optuna_storage or cfg.experiment.default_optuna_storage()
+    searcher = NoRepeats(OptunaSearch(space=space, metric=objective_keys, mode=list(objectives.values()),
+                                      sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
+                                      storage=optuna_storage(study_storage)), objective_keys)
+    tracker.set_parent_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
+    if cfg.search.warm_start:
+        seeded = seed_searcher(searcher, space, warm)
+        tracker.log_parent_metrics({"warm_start_points": seeded})
+        print(f"[robustprune] warm start: {seeded} measured points of '{cfg.search.warm_start}' seed the "
+              f"sampler ({len(warm) - seeded} outside this space)", flush=True)
+    return searcher
+
+
 def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
     preflight(cfg, address)
     warm = measured_points(cfg.experiment.resolved_tracking_uri(), cfg) if cfg.search.warm_start else []
@@ -264,18 +283,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             record = {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri, "config": config_doc}
             write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
             objectives = cfg.search.objectives
-            objective_keys = [f"objective_{m}" for m in objectives]
-            space = SearchSpace(cfg.space)
-            study_storage = cfg.search.optuna_storage or cfg.experiment.default_optuna_storage()
-            searcher = NoRepeats(OptunaSearch(space=space, metric=objective_keys, mode=list(objectives.values()),
-                                              sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
-                                              storage=optuna_storage(study_storage)), objective_keys)
-            tracker.set_parent_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
-            if cfg.search.warm_start:
-                seeded = seed_searcher(searcher, space, warm)
-                tracker.log_parent_metrics({"warm_start_points": seeded})
-                print(f"[robustprune] warm start: {seeded} measured points of '{cfg.search.warm_start}' seed the "
-                      f"sampler ({len(warm) - seeded} outside this space)", flush=True)
+            searcher = _searcher(cfg, name, tracker, warm)
             scheduler = SCHEDULERS[cfg.search.scheduler](cfg)
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),

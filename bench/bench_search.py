@@ -1,16 +1,18 @@
 """Search methods side by side on the quickstart problem (MNIST-5k, LeNet, 2 workers):
 random, TPE and NSGA-II, each with and without MO-ASHA, several seeds, the same number of
-trials and the same wall-clock cap (a method that stops trials early ends sooner). Real trials through the real driver; the numbers come from each
-search's MLflow parent run (hypervolume after every finished trial, with its timestamp).
+trials and the same wall-clock cap (a method that stops trials early ends sooner). Real
+trials through the real driver; the numbers come from each search's MLflow parent run
+(hypervolume after every finished trial, with its timestamp).
 
 Prints, per method: trials finished and stopped early, hypervolume at fixed wall times
-(median [min-max] over seeds), the time to reach random search's final hypervolume of
-the same seed after `--trials` trials (as a fraction of random's time to it; the seed
-also fixes the baseline, so the comparison is within a seed), and efficiency (trial compute / (workers x search wall
-time)). Saves the table (--out) and hypervolume_vs_time.png beside it.
+(median [min-max] over seeds), the time to reach random search's hypervolume after
+`--trials` trials of the same seed (as a fraction of random's time to it; the seed also
+fixes the baseline, so the comparison is within a seed), and efficiency (trial compute /
+(workers x search wall time)). Saves the table (--out) and hypervolume_vs_time.png beside it.
 
     make bench-search                                      # 5 seeds, 32 trials, 6 methods
     python bench/bench_search.py --seeds 2 --methods random,nsga2+mo_asha --budget-s 120
+    python bench/bench_search.py --seed-list 3,4 --table-seeds 0,1,2,3,4   # add seeds to a work folder
 """
 from __future__ import annotations
 
@@ -53,9 +55,13 @@ class Run:
         return self.curve[min(n, len(self.curve)) - 1]
 
 
+def experiment_name(method: str, seed: int) -> str:
+    return f"bench_{method.replace('+', '_')}_s{seed}"
+
+
 def run_search(work: Path, method: str, seed: int, trials: int, budget_s: float, workers: int) -> Run:
     sampler, _, scheduler = method.partition("+")
-    name = f"bench_{method.replace('+', '_')}_s{seed}"
+    name = experiment_name(method, seed)
     overrides = [f"experiment.name={name}", f"experiment.seed={seed}", f"experiment.storage_path={work / 'runs'}",
                  f"experiment.tracking_uri=sqlite:///{work / 'mlflow.db'}", f"search.num_samples={trials}",
                  f"search.max_concurrent={workers}", f"search.sampler={sampler}",
@@ -70,7 +76,8 @@ def run_search(work: Path, method: str, seed: int, trials: int, budget_s: float,
 def collect(client: MlflowClient, experiment: str, method: str, seed: int, workers: int) -> Run:
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=5000)
-    parent = next(r for r in runs if r.data.tags.get("robustprune.search") == "parent")
+    parent = max((r for r in runs if r.data.tags.get("robustprune.search") == "parent"),
+                 key=lambda r: r.info.start_time)  # the newest, when a seed was run again
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     start = parent.info.start_time
     by_trials = {m.step: m for m in client.get_metric_history(parent.info.run_id, "hypervolume") if m.step > 0}
@@ -137,7 +144,9 @@ def plot(runs: list[Run], methods: list[str], budget_s: float, path: Path) -> No
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=5, help="run seeds 0..N-1")
+    ap.add_argument("--seed-list", help="run these seeds instead, e.g. 3,4")
+    ap.add_argument("--table-seeds", help="tabulate these seeds from the work folder's store (default: those run)")
     ap.add_argument("--trials", type=int, default=32, help="num_samples of every search")
     ap.add_argument("--budget-s", type=float, default=420, help="time_budget_s of every search")
     ap.add_argument("--workers", type=int, default=2)
@@ -148,18 +157,20 @@ def main() -> None:
     methods = args.methods.split(",")
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for seed in range(args.seeds):  # seeds outside: every method of a seed meets the same machine load
+    seeds = [int(v) for v in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    for seed in seeds:  # seeds outside: every method of a seed meets the same machine load
         for method in methods:
             start = time.perf_counter()
-            runs.append(run_search(work, method, seed, args.trials, args.budget_s, args.workers))
-            r = runs[-1]
+            r = run_search(work, method, seed, args.trials, args.budget_s, args.workers)
             print(f"{method:>15} seed {seed}: {r.finished} finished, {r.stopped} stopped, final hypervolume "
                   f"{r.curve[-1][1] if r.curve else 0:.4f}, {time.perf_counter() - start:.0f} s", flush=True)
+    table_seeds = [int(v) for v in args.table_seeds.split(",")] if args.table_seeds else seeds
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    runs = [collect(client, experiment_name(m, seed), m, seed, args.workers) for seed in table_seeds for m in methods]
     report = table(runs, methods, args.budget_s, args.workers, args.trials)
     print(report)
     out = Path(args.out)
-    out.write_text(f"{args.seeds} seeds, num_samples {args.trials}, time_budget_s {args.budget_s:g}, "
+    out.write_text(f"{len(table_seeds)} seeds, num_samples {args.trials}, time_budget_s {args.budget_s:g}, "
                    f"{args.workers} workers\n\n{report}\n")
     plot(runs, methods, args.budget_s, out.parent / "hypervolume_vs_time.png")
     print(f"wrote {out} and {out.parent / 'hypervolume_vs_time.png'}")

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 CLI = str(Path(sys.executable).parent / "robustprune")
 
 
-def search_config(folder: Path, trials: int, concurrency: int, sampler: str) -> Path:
+def search_config(folder: Path, trials: int, concurrency: int, sampler: str, optuna_storage: str | None) -> Path:
     cfg = {
         "experiment": {"name": "bench-driver", "storage_path": str(folder / "runs"),
                        "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}"},
@@ -31,7 +31,8 @@ def search_config(folder: Path, trials: int, concurrency: int, sampler: str) -> 
         "space": {"granularities": ["filter"], "criteria": ["l1", "taylor", "expected_abs", "pls_vip", "random"],
                   "ratio": [0.1, 0.9], "iterations": [1, 3]},
         "attacks": [{"name": "fgsm", "eps": 0.1}],
-        "search": {"num_samples": trials, "max_concurrent": concurrency, "sampler": sampler, "dry_run": True},
+        "search": {"num_samples": trials, "max_concurrent": concurrency, "sampler": sampler, "dry_run": True,
+                   "scheduler": "fifo", "optuna_storage": optuna_storage},
         "resources": {"cpus_per_trial": 1},
         "failures": {"max_retries": 0},  # workers reused: what is left per trial is the driver's own cost
     }
@@ -49,12 +50,13 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--sampler", default="nsga2")
+    ap.add_argument("--optuna-storage", help="'memory', or an RDB URL (default: optuna.db beside the MLflow store)")
     ap.add_argument("--block", type=int, default=100, help="trials per printed row")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-driver-") as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
-        proc = subprocess.run([CLI, "run", str(search_config(folder, args.trials, args.concurrency, args.sampler))],
+        proc = subprocess.run([CLI, "run", str(search_config(folder, args.trials, args.concurrency, args.sampler, args.optuna_storage))],
                               cwd=folder, capture_output=True, text=True)
         wall = time.perf_counter() - start
         if proc.returncode != 0:

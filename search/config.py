@@ -168,7 +168,8 @@ def sampled_point(config: dict) -> dict:
 class SearchSettings(Strict):
     num_samples: int = Field(16, ge=1)
     max_concurrent: int = Field(2, ge=1)
-    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    sampler: Literal["nsga2", "tpe", "random"] = Field(
+        "tpe", description="the default and mo_asha: the best median hypervolume in make bench-search (README)")
     population_size: int | None = Field(None, ge=2, description="NSGA-II; default from num_samples")
     objectives: dict[str, Literal["min", "max"]] = Field(
         default_factory=lambda: {"flops": "min", "robust_acc": "max"})
@@ -177,15 +178,16 @@ class SearchSettings(Strict):
     dry_run: bool = Field(False, description="no-op trials with made-up metrics, to soak and time the driver "
                                              "(search/dry_run.py)")
     scheduler: Literal["fifo", "mo_asha"] = Field(
-        "fifo", description="mo_asha: stop trials that are dominated at a rung (search/mo_asha.py)")
+        "mo_asha", description="mo_asha: stop trials that are dominated at a rung (search/mo_asha.py); fifo: "
+                               "every trial runs to its end")
     grace: int = Field(1, ge=1, description="mo_asha: fine-tune epochs before a trial's first rung")
     reduction_factor: float = Field(3.0, gt=1, description="mo_asha: the best 1/reduction_factor go on at a rung")
     rung_eval_size: int = Field(100, ge=1, description="mo_asha: validation images behind an intermediate result")
     time_budget_s: float | None = Field(None, gt=0, description="start no trial after this many seconds, stop "
                                                                 "the running ones; the front is then final")
     optuna_storage: str | None = Field(None, description="Optuna RDB storage URL of the search's study (for "
-                                                         "optuna-dashboard); default: sqlite optuna.db beside an "
-                                                         "sqlite MLflow store, else in the storage path")
+                                                         "optuna-dashboard), or 'memory'; default: sqlite optuna.db "
+                                                         "beside an sqlite MLflow store, else in the storage path")
     warm_start: str | None = Field(None, min_length=1, description="an earlier search's experiment name (same "
                                                                    "model, data, objectives): its measured points "
                                                                    "seed the sampler")

@@ -23,7 +23,7 @@ def tiny_config(tmp_path: Path, name: str, num_samples: int, **sections) -> Path
         "evaluation": {"final_attacks": [{"name": "fgsm", "eps": 0.1},
                                          {"name": "pgd", "eps": 0.1, "steps": 10, "params": {"restarts": 2}}],
                        "eps_grid": [0.0, 0.05, 0.1]},
-        "search": {"num_samples": num_samples, "max_concurrent": 2, "sampler": "random"},
+        "search": {"num_samples": num_samples, "max_concurrent": 2, "sampler": "random", "scheduler": "fifo"},
         "resources": {"cpus_per_trial": 1},
         "failures": {"max_retries": 0},
     }

@@ -72,7 +72,8 @@ CASES = [
     ("grace-zero", _run("search.grace=0"), {}, "search.grace: got 0; allowed: >= 1"),
     ("time-budget", _run("search.time_budget_s=-5"), {}, "search.time_budget_s: got -5; allowed: > 0"),
     ("optuna-storage-scheme", _run("search.optuna_storage=redis://localhost/0"), {},
-     "search.optuna_storage: unsupported scheme 'redis' in redis://localhost/0; allowed: an SQLAlchemy URL with"),
+     "search.optuna_storage: unsupported scheme 'redis' in redis://localhost/0; allowed: 'memory', or an "
+     "SQLAlchemy URL with"),
     ("optuna-storage-folder", _run("search.optuna_storage=sqlite:////proc/optuna.db"), {},
      "search.optuna_storage: cannot write to /proc"),
     ("warm-start-unknown", _run("experiment.tracking_uri={store}", "search.warm_start=nope"), {},

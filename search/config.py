@@ -23,6 +23,7 @@ from trainables.registry import one_of
 
 OBJECTIVE_METRICS = {"flops", "macs", "params", "latency_ms", "robust_acc", "clean_acc"}
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+OPTUNA_IN_MEMORY = "memory"  # search.optuna_storage: keep the study in the driver's memory
 
 
 class ConfigError(ValueError):
@@ -283,6 +284,11 @@ class SearchConfig(Strict):
                 if params:
                     resolved[c] = params
         return resolved
+
+    def resolved_optuna_storage(self) -> str | None:
+        """The study's storage URL, or None to keep it in memory."""
+        url = self.search.optuna_storage or self.experiment.default_optuna_storage()
+        return None if url == OPTUNA_IN_MEMORY else url
 
     def trial_device_type(self) -> str:
         """Where trials (and the baseline) run: a GPU only when trials are given one."""

@@ -161,22 +161,29 @@ def front_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+FRONT_HEADERS = ["criterion", "granularity", "ratio", "it", "FLOPs red.", "val clean", "val robust", "test clean",
+                 "test robust", "run"]
+
+
+def front_cells(r: dict) -> list[str]:
+    """One front row as formatted text, every FRONT_HEADERS column but the run ("–" where a
+    metric is missing, e.g. test metrics before the final evaluation)."""
+    def fmt(key, spec):
+        v = r.get(key)
+        return format(v, spec) if isinstance(v, float) else "–"
+
+    return [str(r["criterion"]), str(r["granularity"]), f"{r['ratio']:.2f}", str(r["iterations"]),
+            fmt("flops_reduction", ".1%"), fmt("clean_acc", ".3f"), fmt("robust_acc", ".3f"),
+            fmt("test_clean_acc", ".3f"), fmt("test_robust_acc", ".3f")]
+
+
 def front_markdown(front: list[dict], experiment_id: str) -> str:
     """The front as a markdown table (MLflow renders a run's description as markdown), each
     row linking to its run in the UI."""
-    def pct(v):
-        return f"{v:.1%}" if isinstance(v, float) else "–"
-
-    def acc(v):
-        return f"{v:.3f}" if isinstance(v, float) else "–"
-
-    lines = ["| criterion | granularity | ratio | it | FLOPs red. | val clean | val robust | test clean | "
-             "test robust | run |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| " + " | ".join(FRONT_HEADERS) + " |", "|" + "---|" * len(FRONT_HEADERS)]
     for r in front:
-        lines.append(f"| {r['criterion']} | {r['granularity']} | {r['ratio']:.2f} | {r['iterations']} | "
-                     f"{pct(r.get('flops_reduction'))} | {acc(r.get('clean_acc'))} | {acc(r.get('robust_acc'))} | "
-                     f"{acc(r.get('test_clean_acc'))} | {acc(r.get('test_robust_acc'))} | "
-                     f"[{r['run_id'][:8]}](#/experiments/{experiment_id}/runs/{r['run_id']}) |")
+        link = f"[{r['run_id'][:8]}](#/experiments/{experiment_id}/runs/{r['run_id']})"
+        lines.append("| " + " | ".join([*front_cells(r), link]) + " |")
     return "\n".join(lines)
 
 
@@ -198,6 +205,16 @@ def _relative(rows: list[dict], objectives: dict[str, str], baseline: dict) -> t
     return xs, ys, x_title, y_title, (1.0, baseline.get(y_key))
 
 
+def _dominated_and_front(rows: list[dict], front_ids: set[str], xs: list[float]) -> tuple[dict, list[int]]:
+    """Row indices of the dominated trials by criterion, and of the front by x."""
+    dominated: dict[str, list[int]] = {}
+    for i, r in sorted(enumerate(rows), key=lambda item: item[1]["criterion"]):
+        if r["run_id"] not in front_ids:
+            dominated.setdefault(r["criterion"], []).append(i)
+    front = sorted((i for i, r in enumerate(rows) if r["run_id"] in front_ids), key=lambda i: xs[i])
+    return dominated, front
+
+
 def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
     """The front as a line, the dominated trials coloured by criterion, the baseline labelled."""
     import matplotlib
@@ -206,13 +223,10 @@ def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], 
     import matplotlib.pyplot as plt
 
     xs, ys, x_title, y_title, base = _relative(rows, objectives, baseline)
-    on_front = [r["run_id"] in front_ids for r in rows]
+    dominated, front = _dominated_and_front(rows, front_ids, xs)
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
-    for criterion in sorted({r["criterion"] for r in rows}):
-        idx = [i for i, r in enumerate(rows) if r["criterion"] == criterion and not on_front[i]]
-        if idx:
-            ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], alpha=0.6, label=f"{criterion} (dominated)")
-    front = sorted((i for i in range(len(rows)) if on_front[i]), key=lambda i: xs[i])
+    for criterion, idx in dominated.items():
+        ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], alpha=0.6, label=f"{criterion} (dominated)")
     ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="crimson", lw=2, label="Pareto front")
     for i in front:
         ax.annotate(rows[i]["criterion"], (xs[i], ys[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
@@ -244,10 +258,8 @@ def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, st
                   f"robust={rows[i]['robust_acc']:.3f}<br>run {rows[i]['run_id']}" for i in idx],
             hoverinfo="text")
 
-    on_front = [r["run_id"] in front_ids for r in rows]
-    traces = [trace([i for i, r in enumerate(rows) if r["criterion"] == c and not on_front[i]], f"{c} (dominated)",
-                    mode="markers", opacity=0.6) for c in sorted({r["criterion"] for r in rows})]
-    front = sorted((i for i in range(len(rows)) if on_front[i]), key=lambda i: xs[i])
+    dominated, front = _dominated_and_front(rows, front_ids, xs)
+    traces = [trace(idx, f"{c} (dominated)", mode="markers", opacity=0.6) for c, idx in dominated.items()]
     traces.append(trace(front, "Pareto front", mode="lines+markers", marker={"color": "crimson"}))
     fig = go.Figure(traces)
     if base[1] is not None:

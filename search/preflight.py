@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trainables.errors import first_line
 
-from .config import ConfigError, SearchConfig
+from .config import OPTUNA_IN_MEMORY, ConfigError, SearchConfig
 from .storage import check_reachable, is_local
 
 HTTP_TIMEOUT_S = 5
@@ -88,8 +88,8 @@ def check_optuna_storage(url: str) -> None:
     field = "search.optuna_storage"
     scheme = urllib.parse.urlparse(url).scheme.split("+")[0]
     if scheme not in OPTUNA_SCHEMES:
-        raise ConfigError(f"{field}: unsupported scheme '{scheme}' in {url}; allowed: 'memory', or an SQLAlchemy "
-                          f"URL with {', '.join(sorted(OPTUNA_SCHEMES))}, e.g. sqlite:///optuna.db")
+        raise ConfigError(f"{field}: unsupported scheme '{scheme}' in {url}; allowed: '{OPTUNA_IN_MEMORY}', or an "
+                          f"SQLAlchemy URL with {', '.join(sorted(OPTUNA_SCHEMES))}, e.g. sqlite:///optuna.db")
     if scheme == "sqlite":
         _writable_folder(Path(url.removeprefix("sqlite:///")).parent, field)
 
@@ -144,7 +144,7 @@ def preflight(cfg: SearchConfig, address: str | None, tracking_uri: str | None =
     overrides the config's (a resumed search keeps the store it started with)."""
     check_tracking_uri(tracking_uri or cfg.experiment.resolved_tracking_uri())
     check_storage_path(cfg.experiment.resolved_storage_path())
-    if cfg.search.optuna_storage not in (None, "memory"):
+    if cfg.search.optuna_storage and cfg.resolved_optuna_storage():  # the default lies in folders checked above
         check_optuna_storage(cfg.search.optuna_storage)
     if address is None and not os.environ.get("RAY_ADDRESS"):
         import torch

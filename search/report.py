@@ -11,6 +11,8 @@ import html
 import tempfile
 from pathlib import Path
 
+from trainables.store import write_text_atomic
+
 from . import pareto
 from .tracking import Tracker, run_row
 
@@ -23,22 +25,10 @@ def _png_tag(path: Path, alt: str) -> str:
 
 
 def _front_table(front: list[dict]) -> str:
-    head = ["criterion", "granularity", "ratio", "iterations", "FLOPs reduction", "val clean", "val robust",
-            "test clean", "test robust", "run"]
-    keys = ["criterion", "granularity", "ratio", "iterations", "flops_reduction", "clean_acc", "robust_acc",
-            "test_clean_acc", "test_robust_acc", "run_id"]
-
-    def cell(key, value):
-        if value is None:
-            return "–"
-        if key == "flops_reduction":
-            return f"{value:.1%}"
-        return f"{value:.3f}" if isinstance(value, float) and key != "ratio" else (
-            f"{value:.2f}" if key == "ratio" else html.escape(str(value)))
-
-    rows = "".join("<tr>" + "".join(f"<td>{cell(k, r.get(k))}</td>" for k in keys) + "</tr>" for r in front)
-    return (f'<table id="front"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
-            f"<tbody>{rows}</tbody></table>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in pareto.FRONT_HEADERS)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in pareto.front_cells(r)) +
+                   f"<td>{html.escape(r['run_id'])}</td></tr>" for r in front)
+    return f'<table id="front"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def build_report(tracker: Tracker) -> str:
@@ -48,7 +38,7 @@ def build_report(tracker: Tracker) -> str:
     params = parent.data.params
     objectives = {k.removeprefix("search.objectives."): v for k, v in params.items()
                   if k.startswith("search.objectives.")}
-    baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items() if k.endswith("_baseline")}
+    baseline = tracker.baseline_metrics()
     finished = [r for r in tracker.child_runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
     rows = [run_row(r) for r in finished]
     front_ids = {r.info.run_id for r in finished if r.data.tags.get("pareto") == "true"}
@@ -103,8 +93,6 @@ def write_report(tracker: Tracker, out: Path) -> Path:
     """Write the page atomically to `out` (no half-written file), and log it to the parent run."""
     page = build_report(tracker)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+    write_text_atomic(out, page)
     log_report(tracker, page)
     return out

@@ -250,8 +250,7 @@ def _searcher(cfg: SearchConfig, name: str, tracker: Tracker, warm: list[Measure
     objectives = cfg.search.objectives
     objective_keys = [f"objective_{m}" for m in objectives]
     space = SearchSpace(cfg.space)
-    study_storage = cfg.search.optuna_storage or cfg.experiment.default_optuna_storage()
-    study_storage = None if study_storage == "memory" else study_storage
+    study_storage = cfg.resolved_optuna_storage()
     searcher = NoRepeats(OptunaSearch(space=space, metric=objective_keys, mode=list(objectives.values()),
                                       sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
                                       storage=optuna_storage(study_storage)), objective_keys)

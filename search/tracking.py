@@ -249,7 +249,7 @@ class Tracker:
         return run_id
 
     # ------------------------------------------------------------------ Pareto front
-    def _baseline_metrics(self) -> dict[str, float]:
+    def baseline_metrics(self) -> dict[str, float]:
         if self._baseline is None:
             parent = self.client.get_run(self.parent_run_id)
             self._baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items()
@@ -295,7 +295,7 @@ class Tracker:
             self._children = None
         finished = [c for c in self._known_children().values()
                     if c.status == "FINISHED" and c.row is not None and all(m in c.row for m in objectives)]
-        baseline = self._baseline_metrics()
+        baseline = self.baseline_metrics()
         feasible = [c for c in finished if c.feasible]
         front_ids: set[str] = set()
         hv = 0.0

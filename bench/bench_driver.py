@@ -1,7 +1,9 @@
 """The search driver's own cost: no-op trials (`search.dry_run`) through the real driver
 (local Ray Tune, Optuna, checkpoints, MLflow sqlite logging, live front), so what is left
-is bookkeeping. Prints, per block of trials, the callback's time per trial (MLflow child
-run, front, plots) and the driver's resident memory, then wall time per trial.
+is bookkeeping. Prints, per block of trials, the time each trial holds Tune's event loop
+(`driver_bookkeeping_ms`), the background logging thread's time per trial (MLflow child
+run, front, plots), the most trials queued behind it and the driver's resident memory,
+then wall time per trial.
 
     make bench-driver                       # 200 trials
     python bench/bench_driver.py --trials 1000 --concurrency 2
@@ -45,6 +47,10 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[float]:
     return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
+def p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * (len(values) - 1))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=200)
@@ -65,16 +71,19 @@ def main() -> None:
         parent = client.search_runs([client.get_experiment_by_name("bench-driver").experiment_id],
                                     "tags.`robustprune.search` = 'parent'")[0]
         cost = history(client, parent.info.run_id, "driver_bookkeeping_ms")
+        logging = history(client, parent.info.run_id, "logging_ms")
+        backlog = history(client, parent.info.run_id, "logging_backlog")
         rss = history(client, parent.info.run_id, "driver_rss_mb")
         seconds = (parent.info.end_time - parent.info.start_time) / 1000
     print(f"{args.trials} no-op trials, {args.concurrency} at a time, sampler {args.sampler}: "
           f"{wall:.0f} s in all, parent run {seconds:.0f} s = {1000 * seconds / args.trials:.0f} ms per trial")
-    print(f"{'trials':>11} {'bookkeeping ms median':>22} {'p90':>6} {'max':>6} {'driver MB':>10}")
+    print(f"{'trials':>11} | {'on Tune loop ms: median':>23} {'p90':>5} {'max':>5} | "
+          f"{'logging thread ms: median':>25} {'p90':>5} | {'max backlog':>11} | {'driver MB':>9}")
     for lo in range(0, len(cost), args.block):
-        block = cost[lo:lo + args.block]
-        p90 = sorted(block)[int(0.9 * (len(block) - 1))]
-        print(f"{lo + 1:>5}-{lo + len(block):<5} {statistics.median(block):>22.0f} {p90:>6.0f} {max(block):>6.0f} "
-              f"{rss[lo + len(block) - 1]:>10.0f}")
+        hi = min(lo + args.block, len(cost))
+        print(f"{lo + 1:>5}-{hi:<5} | {statistics.median(cost[lo:hi]):>23.1f} {p90(cost[lo:hi]):>5.1f} "
+              f"{max(cost[lo:hi]):>5.1f} | {statistics.median(logging[lo:hi]):>25.0f} {p90(logging[lo:hi]):>5.0f} | "
+              f"{max(backlog[lo:hi]):>11.0f} | {rss[hi - 1]:>9.0f}")
 
 
 if __name__ == "__main__":

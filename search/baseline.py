@@ -2,20 +2,25 @@
 
 Baselines are cached under the search's storage path, keyed by everything that
 changes the trained model or its evaluation (`trainables.trial.baseline_key`), so a
-second search with the same key reuses it. The storage path may be local, NFS or a
-cloud URI: files go through pyarrow's filesystems, as Ray's own storage does.
+second search with the same key reuses it. Its final (test) evaluation is cached beside
+it, one file per final-evaluation setting (`final_eval_key`), measured before the search.
+The storage path may be local, NFS or a cloud URI: files go through pyarrow's
+filesystems, as Ray's own storage does.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sys
+from typing import Callable
 
 import ray
 import torch
 
 from trainables.config import TrialConfig
 from trainables.errors import first_line
+from trainables.test_eval import TEST_PART_SIZE
 from trainables.trial import Baseline, baseline_key, train_baseline
 
 from .storage import read_bytes, write_bytes
@@ -71,3 +76,28 @@ def get_baseline(storage_path: str, cfg: TrialConfig, device_type: str, cpus: fl
 def _train_remote(cfg_dict: dict, cpus: float) -> Baseline:
     torch.set_num_threads(max(1, int(cpus)))
     return train_baseline(TrialConfig.model_validate(cfg_dict), quiet=True)
+
+
+def final_eval_key(cfg: TrialConfig) -> str:
+    """Everything besides the model that changes its final evaluation, hashed."""
+    fields = {"final_attacks": [s.record() for s in cfg.final_attack_specs()], "test_size": cfg.test_eval_size(),
+              "eps_grid": list(cfg.eps_grid), "seeds": [cfg.seeds()["test_subset"], cfg.seeds()["attacks"]],
+              "part_size": TEST_PART_SIZE}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def baseline_test_metrics(storage_path: str, cfg: TrialConfig, device_type: str, baseline: Baseline,
+                          measure: Callable[[dict], dict]) -> tuple[dict, bool]:
+    """(the baseline's final evaluation, reused): from the cache, else `measure(payload)`,
+    then cached. An unreadable entry is measured again."""
+    folder, name = _folder(storage_path, cfg, device_type), f"test_{final_eval_key(cfg)}.json"
+    cached = read_bytes(folder, name)
+    if cached is not None:
+        try:
+            return json.loads(cached), True
+        except ValueError:
+            print(f"[robustprune] cached baseline test metrics {folder}/{name} are unreadable; measuring again",
+                  file=sys.stderr)
+    metrics = measure(baseline.payload)
+    write_bytes(folder, name, json.dumps(metrics, indent=2).encode())
+    return metrics, False

@@ -81,7 +81,8 @@ def _check_baseline_fits(spec: dict, dataset: str, data) -> None:
 
 def cmd_trial(args) -> int:
     from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
-    from trainables.trial import Baseline, evaluate, final_evaluation, load_data, run_trial, train_baseline
+    from trainables.test_eval import final_evaluation
+    from trainables.trial import Baseline, evaluate, load_data, run_trial, train_baseline
     from trainables.train import check_device_present, resolve_device
 
     out = Path(args.out)

@@ -1,55 +1,62 @@
-"""The final evaluation of the front on the test split, after the search (and on resume).
+"""The final evaluation on the test split: the baseline's (before the search, cached with
+it) and the front's (after the search, and on resume).
 
 Selection is over by then: these numbers are reported (child runs, `pareto`, model
-cards), never fed back to the sampler or the front. Each front member is measured once,
-as a Ray task with one trial's resources; members that already carry test metrics (a
-resumed search) are skipped. The baseline is measured the same way, once per search.
+cards), never fed back to the sampler or the front. Every model's test split is cut into
+fixed-size parts (trainables/test_eval.py), and every part of every model is one Ray task
+with one trial's resources, so the whole cluster shares the work however few models
+there are. Front members that already carry test metrics (a resumed search) are skipped;
+a point sampled twice gives the same (seeded) model, measured once.
 """
 from __future__ import annotations
 
 import ray
-import torch
 
-from trainables.config import TrialConfig
-from trainables.store import model_from_payload, payload_digest
-from trainables.train import resolve_device
-from trainables.trial import Baseline, final_evaluation, load_data
+from trainables.store import payload_digest
+from trainables.test_eval import join_test_parts, part_count
 
 from .config import SearchConfig
 from .tracking import Tracker
+from .trial_worker import final_eval_part_task
 
 DONE_METRIC = "test_robust_acc"  # present on a run once its final evaluation is logged
+COMPUTE_METRIC = "test_eval_seconds"  # the worker time a model's final evaluation took, all parts together
 
 
-def _evaluate_remote(payload: dict, cfg_dict: dict, cpus: float) -> dict:
-    torch.set_num_threads(max(1, int(cpus)))
-    cfg = TrialConfig.model_validate(cfg_dict)
-    return final_evaluation(model_from_payload(payload), load_data(cfg), cfg, resolve_device(cfg.device))
-
-
-def evaluate_front(tracker: Tracker, cfg: SearchConfig, baseline: Baseline, front: list[dict]) -> int:
-    """Measure and log the test metrics of every front member lacking them; returns how many."""
+def measure_on_test(payloads: dict[str, dict], cfg: SearchConfig) -> dict[str, dict]:
+    """Each model's final evaluation (`test_*`, `robustness_curve`, `test_eval_seconds`), by
+    key; all parts of all models are submitted at once."""
     template = cfg.fixed_trial_config()
-    cpus, gpus = cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_evaluate_remote)
+    cpus = cfg.resources.cpus_per_trial
+    task = ray.remote(num_cpus=cpus, num_gpus=cfg.resources.gpus_per_trial)(final_eval_part_task)
     cfg_dict = template.model_dump(mode="json")
+    refs = {}
+    for key, payload in payloads.items():
+        stored = ray.put(payload)
+        refs[key] = [task.remote(stored, cfg_dict, cpus, part) for part in range(part_count(template))]
+    results = {}
+    for key, parts in refs.items():
+        done = ray.get(parts)
+        results[key] = {**join_test_parts([p for p, _ in done]), COMPUTE_METRIC: sum(s for _, s in done)}
+    return results
+
+
+def evaluate_front(tracker: Tracker, cfg: SearchConfig, front: list[dict]) -> tuple[int, float]:
+    """Measure and log the test metrics of every front member lacking them; returns how many,
+    and the worker seconds that took."""
     todo = [row["run_id"] for row in front if DONE_METRIC not in row]
-    # A point sampled twice gives the same (seeded) model: measure it once, log it on both runs.
-    refs, by_model = {}, {}
+    if not todo:
+        return 0, 0.0
+    digests, payloads = {}, {}
     for run_id in todo:
         payload = tracker.model_payload(run_id)
-        digest = payload_digest(payload)
-        if digest not in by_model:
-            by_model[digest] = task.remote(payload, cfg_dict, cpus)
-        refs[run_id] = by_model[digest]
-    parent = tracker.client.get_run(tracker.parent_run_id).data.metrics
-    if f"{DONE_METRIC}_baseline" not in parent:
-        tracker.log_final_evaluation(tracker.parent_run_id, ray.get(task.remote(baseline.payload, cfg_dict, cpus)),
-                                     suffix="_baseline")
-    if todo:
-        print(f"[robustprune] final test evaluation of {len(todo)} front models ({len(by_model)} distinct, "
-              f"{template.test_size or 'all'} test images, attacks: "
-              f"{', '.join(s.name for s in template.final_attack_specs())})", flush=True)
-    for run_id, ref in refs.items():
-        tracker.log_final_evaluation(run_id, ray.get(ref))
-    return len(todo)
+        digests[run_id] = payload_digest(payload)
+        payloads.setdefault(digests[run_id], payload)
+    template = cfg.fixed_trial_config()
+    print(f"[robustprune] final test evaluation of {len(todo)} front models ({len(payloads)} distinct, "
+          f"{template.test_eval_size()} test images in {part_count(template)} parts each, attacks: "
+          f"{', '.join(s.name for s in template.final_attack_specs())})", flush=True)
+    measured = measure_on_test(payloads, cfg)
+    for run_id in todo:
+        tracker.log_final_evaluation(run_id, measured[digests[run_id]])
+    return len(todo), sum(m[COMPUTE_METRIC] for m in measured.values())

@@ -20,7 +20,7 @@ from .pareto import selection_order
 
 
 class MultiObjectiveASHA(FIFOScheduler):
-    def __init__(self, objectives: dict[str, str], grace: int = 1, reduction_factor: float = 2,
+    def __init__(self, objectives: dict[str, str], grace: int = 1, reduction_factor: float = 3,
                  step_attr: str = "step"):
         super().__init__()
         self.objectives = objectives  # result key -> "min" | "max"

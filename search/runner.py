@@ -7,7 +7,6 @@ cluster (`--address auto`) and on the cluster from cluster.yaml.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,10 @@ from trainables.config import format_validation_error
 from trainables.errors import first_line
 from trainables.trial import Baseline
 
-from .baseline import get_baseline
-from .config import SearchConfig, sampled_point
-from .final_eval import evaluate_front
+from .accounting import summary, trial_slots, worker_time
+from .baseline import baseline_test_metrics, get_baseline
+from .config import SearchConfig
+from .final_eval import evaluate_front, measure_on_test
 from .lock import search_lock
 from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
@@ -33,6 +33,7 @@ from .report import log_report
 from .space import SearchSpace, make_sampler, optuna_storage
 from .storage import read_bytes, write_bytes
 from .tracking import Tracker
+from .trial_logger import TrialLogger
 from .trial_worker import pruning_trial
 from .warm_start import MeasuredPoint, measured_points, seed_searcher
 
@@ -51,105 +52,9 @@ class SearchOutcome:
     complete: bool
 
 
-def resident_memory_mb() -> float:
-    """This process's resident memory now (Linux /proc; the peak elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-    except OSError:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def init_ray(address: str | None) -> None:
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
-
-
-# --------------------------------------------------------------------------- driver side
-
-
-class TrialLogger(tune.Callback):
-    """Logs each finished trial to MLflow, keeps the front live, prints one line per trial."""
-
-    def __init__(self, tracker: Tracker, objectives: dict[str, str], seed: int, total: int,
-                 scheduler: MultiObjectiveASHA | None = None):
-        self.tracker, self.objectives, self.seed, self.total = tracker, objectives, seed, total
-        self.scheduler = scheduler  # which trials it stopped (pickled with it into Tune's tuner.pkl for resume)
-        self.logged = 0
-
-    def _params(self, config: dict) -> dict:
-        return {**sampled_point(config), "seed": self.seed}
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        # Tune counts a callback's exception as the trial's failure and reruns the trial:
-        # a tracking problem is reported here instead, and the search goes on.
-        start = time.perf_counter()
-        try:
-            if trial.checkpoint is not None:
-                self._log_finished(trial.trial_id, trial.config, trial.last_result, trial.checkpoint)
-            elif trial.trial_id in getattr(self.scheduler, "stopped", {}):
-                self._log_stopped(trial.trial_id, trial.config, trial.last_result)
-            else:  # cut short by search.time_budget_s: no full measurement to log
-                print(f"[robustprune] trial {trial.trial_id} cut short by search.time_budget_s: not logged",
-                      flush=True)
-                return
-            self._log_driver_cost(start)
-        except Exception as e:
-            print(f"[robustprune] WARNING: MLflow logging of trial {trial.trial_id} failed: {e!r}", flush=True)
-
-    def log_missing(self, grid) -> None:
-        """Log every finished trial of Tune's results that MLflow lacks: a driver killed
-        between Tune's record of a trial and its MLflow run leaves such a trial behind."""
-        for result in grid:
-            if result.error is None and result.checkpoint is not None:
-                self._log_finished(result.metrics["trial_id"], result.config, result.metrics, result.checkpoint,
-                                   quiet=True)
-
-    def _log_driver_cost(self, start: float) -> None:
-        """The driver's own cost per trial, as parent metrics by finished trial: the time this
-        callback took (logging, front, plots) and the driver's resident memory."""
-        self.logged += 1
-        self.tracker.log_parent_metrics({"driver_bookkeeping_ms": (time.perf_counter() - start) * 1000,
-                                         "driver_rss_mb": resident_memory_mb()}, step=self.logged)
-
-    def _log_finished(self, trial_id: str, config: dict, result: dict, checkpoint, quiet: bool = False) -> None:
-        tags = {"ray_node_id": str(result.get("node_id", "")),
-                "feasible": "true" if result.get("feasible", 1) else "false"}
-        p = self._params(config)
-        with checkpoint.as_directory() as d:
-            metrics = json.loads((Path(d) / "metrics.json").read_text())
-            run_id = self.tracker.log_trial(trial_id, p, metrics, Path(d), tags)
-        if run_id is None:
-            if not quiet:
-                print(f"[robustprune] already logged: trial {trial_id} (kept its MLflow run)", flush=True)
-            return
-        state = self.tracker.update_pareto(self.objectives)
-        on_front = any(r["run_id"] == run_id for r in state.front)
-        print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
-              f"ratio={p['ratio']:.2f} it={p['iterations']} | FLOPs -{metrics['flops_reduction']:.1%} | "
-              f"val clean {metrics['clean_acc']:.3f} robust {metrics['robust_acc']:.3f} | "
-              f"pareto {'yes' if on_front else 'no'} | hypervolume {state.hypervolume:.4f}", flush=True)
-
-    def _log_stopped(self, trial_id: str, config: dict, result: dict) -> None:
-        p = self._params(config)
-        if self.tracker.log_stopped_trial(trial_id, p, result) is None:
-            return
-        print(f"[robustprune] trial {trial_id} {p['criterion']:>12} {p['granularity']:<6} ratio={p['ratio']:.2f} "
-              f"it={p['iterations']} | stopped early by mo_asha after {result['step']} fine-tune epoch(s): "
-              f"dominated at its rung (val robust {result['robust_acc']:.3f} on a subset)", flush=True)
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        print(f"[robustprune] trial {trial.trial_id} failed (failure {trial.run_metadata.num_failures} of at most "
-              f"{trial.max_failures}; Ray's log above says why), retrying in a fresh worker", flush=True)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        error = trial.get_error()
-        print(f"[robustprune] trial {trial.trial_id} FAILED: {error!r}"[:400], flush=True)
-        try:
-            self.tracker.log_failed_trial(trial.trial_id, self._params(trial.config), repr(error))
-        except Exception as e:
-            print(f"[robustprune] WARNING: MLflow logging of failed trial {trial.trial_id} failed: {e!r}", flush=True)
 
 
 def _reuse_workers(cfg: SearchConfig) -> bool:
@@ -201,38 +106,63 @@ def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
 
 
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,
-         baseline: Baseline, searcher: NoRepeats | None = None) -> SearchOutcome:
+         baseline_test: dict, searcher: NoRepeats | None = None) -> SearchOutcome:
     """Run the tuner, then (when every trial ran) the front's final test evaluation; the
-    parent run never stays RUNNING, whatever happens. `searcher`, when given, has its count
-    of proposals answered from the cache logged (a resumed search's is inside Tune)."""
+    parent run never stays RUNNING, whatever happens. `searcher` is given for a search run
+    in one go: its count of proposals answered from the cache and where its workers' time
+    went are logged (a resumed search's searcher is inside Tune, and its wall time has a gap)."""
     with tracker.ending_on_error():
+        tracker.log_baseline_test(baseline_test)
         started = time.monotonic()
         grid = tuner.fit()
+        tune_wall_s = time.monotonic() - started
         TrialLogger(tracker, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
-        if searcher is not None:
-            tracker.log_parent_metrics({"proposals_answered_from_cache": searcher.answered_from_cache})
         errored = grid.num_errors
         finished = sum(r.checkpoint is not None for r in grid)
-        out_of_time = cfg.search.time_budget_s is not None and time.monotonic() - started >= cfg.search.time_budget_s
+        out_of_time = cfg.search.time_budget_s is not None and tune_wall_s >= cfg.search.time_budget_s
         # Interrupted (Ctrl+C, a lost driver) leaves trials neither terminated nor errored.
         complete = grid.num_terminated + errored == len(grid) and (len(grid) >= cfg.search.num_samples
                                                                    or out_of_time)
         front = tracker.update_pareto(cfg.search.objectives, final=True).front
-        if complete and not cfg.search.dry_run and evaluate_front(tracker, cfg, baseline, front):
+        started = time.monotonic()
+        evaluated, test_compute_s = evaluate_front(tracker, cfg, front) if complete and not cfg.search.dry_run \
+            else (0, 0.0)
+        test_wall_s = time.monotonic() - started
+        if evaluated:
             front = tracker.update_pareto(cfg.search.objectives, final=True).front  # pareto.csv with test columns
             tracker.log_robustness_curves(front)
+        if searcher is not None:
+            _log_worker_time(tracker, cfg, tune_wall_s, test_wall_s, test_compute_s)
+            tracker.log_parent_metrics({"proposals_answered_from_cache": searcher.answered_from_cache})
         try:
             log_report(tracker)
         except Exception as e:  # the search's results are logged; the page is a view of them
             print(f"[robustprune] WARNING: report.html not logged ({e!r}); `robustprune report` makes it", flush=True)
     tracker.finish("FINISHED" if complete else "KILLED")
-    return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri, finished, errored, front,
-                         complete)
+    return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri,
+                         finished, errored, front, complete)
 
 
-def _baseline_for(cfg: SearchConfig) -> tuple[Baseline, bool]:
-    return get_baseline(cfg.experiment.resolved_storage_path(), cfg.fixed_trial_config(), cfg.trial_device_type(),
-                        cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial)
+def _log_worker_time(tracker: Tracker, cfg: SearchConfig, tune_wall_s: float, test_wall_s: float,
+                     test_compute_s: float) -> None:
+    slots = trial_slots(cfg.search.max_concurrent, cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial,
+                        ray.cluster_resources())
+    metrics = worker_time(tracker.trial_compute_seconds(), test_compute_s, tune_wall_s, test_wall_s,
+                          tracker.parent_seconds(), slots)
+    tracker.log_parent_metrics(metrics)
+    print(f"[robustprune] {summary(metrics)}", flush=True)
+
+
+def _baseline_for(cfg: SearchConfig) -> tuple[Baseline, dict, bool]:
+    """(the baseline, its final test evaluation, reused): both cached under the storage path,
+    measured (as Ray tasks) where missing, before the search starts."""
+    storage, template, device_type = (cfg.experiment.resolved_storage_path(), cfg.fixed_trial_config(),
+                                      cfg.trial_device_type())
+    baseline, reused = get_baseline(storage, template, device_type, cfg.resources.cpus_per_trial,
+                                    cfg.resources.gpus_per_trial)
+    test, _ = baseline_test_metrics(storage, template, device_type, baseline,
+                                    lambda payload: measure_on_test({"baseline": payload}, cfg)["baseline"])
+    return baseline, test, reused
 
 
 def _resolved_records(cfg: SearchConfig) -> dict:
@@ -269,9 +199,10 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
     init_ray(address)
     wait_for_cluster_resources(cfg, ray.cluster_resources)
     storage = cfg.experiment.resolved_storage_path()
-    baseline, reused = _baseline_for(cfg)
+    baseline, baseline_test, reused = _baseline_for(cfg)
     print(f"[robustprune] baseline {cfg.model.name} on {cfg.data.name}: clean {baseline.metrics['clean_acc']:.3f} "
-          f"robust {baseline.metrics['robust_acc']:.3f} ({'reused' if reused else 'trained'})", flush=True)
+          f"robust {baseline.metrics['robust_acc']:.3f} (validation), "
+          f"test robust {baseline_test['test_robust_acc']:.3f} ({'reused' if reused else 'trained'})", flush=True)
     name = f"{cfg.experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     experiment_path = f"{storage.rstrip('/')}/{name}"
     with search_lock(experiment_path):
@@ -299,7 +230,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                     verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
         print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}",
               flush=True)
-        return _fit(tuner, tracker, cfg, experiment_path, baseline, searcher)
+        return _fit(tuner, tracker, cfg, experiment_path, baseline_test, searcher)
 
 
 def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:
@@ -311,9 +242,9 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
     with search_lock(experiment_path):
         init_ray(address)
         wait_for_cluster_resources(cfg, ray.cluster_resources)
-        baseline, _ = _baseline_for(cfg)
+        baseline, baseline_test, _ = _baseline_for(cfg)
         tracker = Tracker.reopen(doc["tracking_uri"], doc["parent_run_id"])
         tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
         print(f"[robustprune] resuming {experiment_path} | MLflow run {tracker.parent_run_id}", flush=True)
-        return _fit(tuner, tracker, cfg, experiment_path, baseline)
+        return _fit(tuner, tracker, cfg, experiment_path, baseline_test)

@@ -210,6 +210,11 @@ class Tracker:
         if points:
             self.client.log_batch(run_id, metrics=points)
 
+    def log_baseline_test(self, metrics: dict) -> None:
+        """The baseline's final evaluation on the parent run (`test_*_baseline`), once."""
+        if "test_robust_acc_baseline" not in self.client.get_run(self.parent_run_id).data.metrics:
+            self.log_final_evaluation(self.parent_run_id, metrics, suffix="_baseline")
+
     def robustness_curve(self, run_id: str, suffix: str = "") -> list[tuple[float, float]]:
         """(eps, test robust accuracy) pairs logged by `log_final_evaluation`, by eps."""
         history = self.client.get_metric_history(run_id, f"{CURVE_METRIC}{suffix}")
@@ -255,6 +260,14 @@ class Tracker:
             self._baseline = {k.removesuffix("_baseline"): v for k, v in parent.data.metrics.items()
                               if k.endswith("_baseline")}
         return self._baseline
+
+    def trial_compute_seconds(self) -> float:
+        """The trials' compute (`trial_seconds`), finished and stopped early, summed."""
+        return sum(run.data.metrics.get("trial_seconds", 0.0) for run in self.child_runs())
+
+    def parent_seconds(self) -> float:
+        """The parent run's wall time so far."""
+        return time.time() - self.client.get_run(self.parent_run_id).info.start_time / 1000
 
     def hypervolume_history(self) -> list[tuple[float, int, float]]:
         """(seconds since the parent run started, finished trials, hypervolume), by trial."""

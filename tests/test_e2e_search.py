@@ -292,3 +292,34 @@ def test_ui_serves_the_store_on_loopback(search):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the UI and its workers: the group we started
         proc.wait(timeout=30)
+
+
+def test_worker_time_is_accounted_on_the_parent(search):
+    """Trials' and final evaluation's compute against slots x wall time, from the real runs."""
+    tmp, _, proc, _, parent, children = search
+    m = parent.data.metrics
+    assert m["trial_compute_s"] == pytest.approx(sum(c.data.metrics["trial_seconds"] for c in children), rel=1e-6)
+    front = [c for c in children if c.data.tags["pareto"] == "true"]
+    assert 0 < m["test_eval_compute_s"] <= sum(c.data.metrics["test_eval_seconds"] for c in front) + 1e-6
+    wall = (parent.info.end_time - parent.info.start_time) / 1000
+    assert m["trial_slots"] == 2 and m["search_wall_s"] <= wall
+    assert m["tune_wall_s"] + m["test_eval_wall_s"] < m["search_wall_s"]
+    assert m["efficiency"] == pytest.approx((m["trial_compute_s"] + m["test_eval_compute_s"]) /
+                                            (2 * m["search_wall_s"]))
+    assert 0 < m["trial_efficiency"] < m["efficiency"] <= 1
+    assert f"[robustprune] workers busy {m['efficiency']:.0%} of 2 slots" in proc.stdout
+    # the driver's cost per logged trial: time on Tune's loop, and on the logging thread
+    client = MlflowClient(search[3])
+    for key in ("driver_bookkeeping_ms", "logging_ms", "logging_backlog", "driver_rss_mb"):
+        assert len(client.get_metric_history(parent.info.run_id, key)) == N, key
+
+
+def test_the_baseline_test_evaluation_is_cached_with_the_baseline(search):
+    tmp, _, proc, _, parent, _ = search
+    cached = list((tmp / "runs" / "baselines").glob("*/test_*.json"))
+    assert len(cached) == 1
+    test = json.loads(cached[0].read_text())
+    m = parent.data.metrics
+    assert m["test_robust_acc_baseline"] == test["test_robust_acc"]
+    assert m["test_clean_acc_baseline"] == test["test_clean_acc"] and test["test_eval_seconds"] > 0
+    assert f"test robust {test['test_robust_acc']:.3f} (trained)" in proc.stdout

@@ -215,13 +215,17 @@ class TrialConfig(Strict):
     def records(self) -> dict:
         """What a reader needs to know what was measured: resolved attacks, split sizes, seeds."""
         sizes = DATASETS[self.dataset].split_sizes(self.val_size)
-        sizes.update(eval=min(self.eval_size, sizes["val"]), test_eval=min(self.test_size or sizes["test"],
-                                                                          sizes["test"]),
+        sizes.update(eval=min(self.eval_size, sizes["val"]), test_eval=self.test_eval_size(),
                      calibration=min(self.calib_size, sizes["train"]))
         return {"attacks": [s.record() for s in self.attack_specs()],
                 "final_attacks": [s.record() for s in self.final_attack_specs()],
                 "eps_grid": list(self.eps_grid), "splits": sizes, "seeds": self.seeds(),
                 "criterion_params": self.resolved_criterion_params()}
+
+    def test_eval_size(self) -> int:
+        """Test images the final evaluation measures (`test_size`, at most the test split)."""
+        test = DATASETS[self.dataset].split_sizes(self.val_size)["test"]
+        return min(self.test_size or test, test)
 
     def resolved_criterion_params(self) -> dict:
         """The criterion's parameters with their defaults filled in."""

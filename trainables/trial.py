@@ -14,7 +14,6 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .attacks import ATTACKS
 from .attacks.evaluation import evaluate_robustness
 from .config import TrialConfig
 from .cost import model_cost
@@ -92,28 +91,6 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.de
     robustness = evaluate_robustness(model, cfg.attack_specs(), subset, data.num_classes, device, seeds["attacks"])
     metrics = {"clean_acc": accuracy(model, data.val, device), **robustness.metrics()}
     metrics.update(model_cost(model, data.shape, device, cfg.latency_repeats))
-    return metrics
-
-
-def final_evaluation(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.device) -> dict:
-    """The test split, never used for selection: the final suite on `test_size` images
-    (`test_*` metrics) and, over `eps_grid`, the robustness curve of its L-inf attacks."""
-    seeds = cfg.seeds()
-    test = data.test.subset(cfg.test_size or len(data.test), seeds["test_subset"])
-    specs = cfg.final_attack_specs()
-    robustness = evaluate_robustness(model, specs, test, data.num_classes, device, seeds["attacks"])
-    metrics = {"test_clean_acc": robustness.clean_acc(), **robustness.metrics("test_")}
-    linf = [s for s in specs if ATTACKS[s.name].norm == "linf"]
-    curve = []
-    for eps in cfg.eps_grid if linf else []:
-        at_eps = [replace(s, eps=eps) for s in linf]
-        if at_eps == specs:  # the suite itself, measured above
-            acc = metrics["test_robust_acc"]
-        else:
-            acc = evaluate_robustness(model, at_eps, test, data.num_classes, device, seeds["attacks"],
-                                      per_attack=False).metrics()["robust_acc"]
-        curve.append({"eps": eps, "test_robust_acc": acc})
-    metrics["robustness_curve"] = curve
     return metrics
 
 

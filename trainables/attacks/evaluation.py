@@ -27,16 +27,16 @@ class Robustness:
     per_attack: dict[str, torch.Tensor]  # correct clean and under that attack alone
 
     @staticmethod
-    def _fraction(mask: torch.Tensor) -> float:
+    def fraction(mask: torch.Tensor) -> float:
         return mask.sum().item() / max(len(mask), 1)
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
-        out = {f"{prefix}robust_acc": self._fraction(self.robust)}
-        out.update({f"{prefix}robust_acc_{name}": self._fraction(m) for name, m in self.per_attack.items()})
+        out = {f"{prefix}robust_acc": self.fraction(self.robust)}
+        out.update({f"{prefix}robust_acc_{name}": self.fraction(m) for name, m in self.per_attack.items()})
         return out
 
     def clean_acc(self) -> float:
-        return self._fraction(self.clean)
+        return self.fraction(self.clean)
 
 
 def survives(model: nn.Module, spec: AttackSpec, split: Split, idx: torch.Tensor, num_classes: int,

@@ -1,10 +1,8 @@
 """The search driver's own cost: no-op trials (`search.dry_run`) through the real driver
 (local Ray Tune, Optuna, checkpoints, MLflow sqlite logging, live front), so what is left
-is bookkeeping. Prints, per block of trials, the time each trial holds Tune's event loop
-(`driver_bookkeeping_ms`), the background logging thread's time per trial (MLflow child
-run, front, plots), the most trials queued behind it, the wall time per trial (everything
-the driver does: Tune, the sampler and its study storage, logging) and the driver's
-resident memory.
+is bookkeeping. Prints, per block of trials, the callback's time per trial (MLflow child
+run, front, plots), the driver's wall time per trial (everything it does: Tune, the
+sampler and its study storage, logging) and its resident memory.
 
     make bench-driver                       # 200 trials
     python bench/bench_driver.py --trials 1000 --concurrency 2
@@ -50,11 +48,8 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[float]:
 
 def logged_at(client: MlflowClient, run_id: str) -> list[float]:
     """When each trial's logging ended (s), by logged trial."""
-    return [m.timestamp / 1000 for m in sorted(client.get_metric_history(run_id, "logging_ms"), key=lambda m: m.step)]
-
-
-def p90(values: list[float]) -> float:
-    return sorted(values)[int(0.9 * (len(values) - 1))]
+    return [m.timestamp / 1000 for m in sorted(client.get_metric_history(run_id, "driver_bookkeeping_ms"),
+                                               key=lambda m: m.step)]
 
 
 def main() -> None:
@@ -77,22 +72,20 @@ def main() -> None:
         parent = client.search_runs([client.get_experiment_by_name("bench-driver").experiment_id],
                                     "tags.`robustprune.search` = 'parent'")[0]
         cost = history(client, parent.info.run_id, "driver_bookkeeping_ms")
-        logging = history(client, parent.info.run_id, "logging_ms")
-        backlog = history(client, parent.info.run_id, "logging_backlog")
         rss = history(client, parent.info.run_id, "driver_rss_mb")
         at = logged_at(client, parent.info.run_id)
         seconds = (parent.info.end_time - parent.info.start_time) / 1000
     print(f"{args.trials} no-op trials, {args.concurrency} at a time, sampler {args.sampler}: "
           f"{wall:.0f} s in all, parent run {seconds:.0f} s = {1000 * seconds / args.trials:.0f} ms per trial")
-    print(f"{'trials':>11} | {'on Tune loop ms: median':>23} {'p90':>5} {'max':>5} | "
-          f"{'logging thread ms: median':>25} {'p90':>5} | {'max backlog':>11} | {'wall ms per trial':>17} | "
-          f"{'driver MB':>9}")
+    print(f"{'trials':>11} {'bookkeeping ms median':>22} {'p90':>6} {'max':>6} {'wall ms per trial':>18} "
+          f"{'driver MB':>10}")
     for lo in range(0, len(cost), args.block):
-        hi = min(lo + args.block, len(cost))
-        print(f"{lo + 1:>5}-{hi:<5} | {statistics.median(cost[lo:hi]):>23.1f} {p90(cost[lo:hi]):>5.1f} "
-              f"{max(cost[lo:hi]):>5.1f} | {statistics.median(logging[lo:hi]):>25.0f} {p90(logging[lo:hi]):>5.0f} | "
-              f"{max(backlog[lo:hi]):>11.0f} | {1000 * (at[hi - 1] - at[max(lo - 1, 0)]) / (hi - max(lo, 1)):>17.0f} | "
-              f"{rss[hi - 1]:>9.0f}")
+        block = cost[lo:lo + args.block]
+        p90 = sorted(block)[int(0.9 * (len(block) - 1))]
+        hi = lo + len(block)
+        wall_ms = 1000 * (at[hi - 1] - at[max(lo - 1, 0)]) / (hi - max(lo, 1))
+        print(f"{lo + 1:>5}-{hi:<5} {statistics.median(block):>22.0f} {p90:>6.0f} {max(block):>6.0f} {wall_ms:>18.0f} "
+              f"{rss[hi - 1]:>10.0f}")
 
 
 if __name__ == "__main__":

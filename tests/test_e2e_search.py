@@ -308,9 +308,9 @@ def test_worker_time_is_accounted_on_the_parent(search):
                                             (2 * m["search_wall_s"]))
     assert 0 < m["trial_efficiency"] < m["efficiency"] <= 1
     assert f"[robustprune] workers busy {m['efficiency']:.0%} of 2 slots" in proc.stdout
-    # the driver's cost per logged trial: time on Tune's loop, and on the logging thread
+    # the driver's cost per logged trial
     client = MlflowClient(search[3])
-    for key in ("driver_bookkeeping_ms", "logging_ms", "logging_backlog", "driver_rss_mb"):
+    for key in ("driver_bookkeeping_ms", "driver_rss_mb"):
         assert len(client.get_metric_history(parent.info.run_id, key)) == N, key
 
 

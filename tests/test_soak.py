@@ -1,7 +1,6 @@
 """Soak: 200 no-op trials (`search.dry_run`) through the real driver (Ray Tune, Optuna,
-checkpoints, MLflow sqlite): every trial logged once, Tune's event loop is not held by
-the logging, and the logging's per-trial cost and the driver's memory stay flat from the
-first trials to the last."""
+checkpoints, MLflow sqlite): every trial logged once, and the driver's per-trial
+bookkeeping and memory stay flat from the first trials to the last."""
 import statistics
 
 import pytest
@@ -28,16 +27,11 @@ def test_200_dry_run_trials_keep_the_driver_flat(tmp_path):
     assert len(children) == N and len(set(trial_ids)) == N  # none lost, none logged twice
     assert all(c.info.status == "FINISHED" for c in children)
     client = MlflowClient(uri)
-    on_loop = _history(client, parent.info.run_id, "driver_bookkeeping_ms")
-    logging = _history(client, parent.info.run_id, "logging_ms")
-    backlog = _history(client, parent.info.run_id, "logging_backlog")
+    cost = _history(client, parent.info.run_id, "driver_bookkeeping_ms")
     rss = _history(client, parent.info.run_id, "driver_rss_mb")
-    assert len(on_loop) == len(logging) == len(backlog) == len(rss) == N
-    early, late = statistics.median(logging[10:60]), statistics.median(logging[-50:])
-    print(f"driver per trial: {statistics.median(on_loop):.2f} ms on Tune's loop; logging thread median "
-          f"{early:.0f} ms (trials 11-60), {late:.0f} ms (last 50), at most {max(backlog):.0f} trials queued; "
+    assert len(cost) == len(rss) == N
+    early, late = statistics.median(cost[10:60]), statistics.median(cost[-50:])
+    print(f"driver bookkeeping per trial: median {early:.0f} ms (trials 11-60), {late:.0f} ms (last 50); "
           f"resident memory {rss[19]:.0f} MB at trial 20, {max(rss[-50:]):.0f} MB max over the last 50")
-    assert statistics.median(on_loop[-50:]) <= 50  # the logging is off Tune's event loop
     assert late <= 2 * early + 10, (early, late)  # flat: no per-trial cost growing with the search
-    assert max(backlog) <= 20  # the logging thread keeps up with trials that take no time at all
     assert max(rss[-50:]) - rss[19] <= 60, (rss[19], max(rss[-50:]))  # no leak of MBs per trial

@@ -42,14 +42,9 @@ def search_config(folder: Path, trials: int, concurrency: int, sampler: str, opt
     return path
 
 
-def history(client: MlflowClient, run_id: str, key: str) -> list[float]:
-    return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
-
-
-def logged_at(client: MlflowClient, run_id: str) -> list[float]:
-    """When each trial's logging ended (s), by logged trial."""
-    return [m.timestamp / 1000 for m in sorted(client.get_metric_history(run_id, "driver_bookkeeping_ms"),
-                                               key=lambda m: m.step)]
+def history(client: MlflowClient, run_id: str, key: str) -> list:
+    """A parent metric's history (value, timestamp), by logged trial (step)."""
+    return sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
 
 
 def main() -> None:
@@ -71,9 +66,10 @@ def main() -> None:
         client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
         parent = client.search_runs([client.get_experiment_by_name("bench-driver").experiment_id],
                                     "tags.`robustprune.search` = 'parent'")[0]
-        cost = history(client, parent.info.run_id, "driver_bookkeeping_ms")
-        rss = history(client, parent.info.run_id, "driver_rss_mb")
-        at = logged_at(client, parent.info.run_id)
+        bookkeeping = history(client, parent.info.run_id, "driver_bookkeeping_ms")
+        cost = [m.value for m in bookkeeping]
+        at = [m.timestamp / 1000 for m in bookkeeping]  # when each trial's logging ended (s)
+        rss = [m.value for m in history(client, parent.info.run_id, "driver_rss_mb")]
         seconds = (parent.info.end_time - parent.info.start_time) / 1000
     print(f"{args.trials} no-op trials, {args.concurrency} at a time, sampler {args.sampler}: "
           f"{wall:.0f} s in all, parent run {seconds:.0f} s = {1000 * seconds / args.trials:.0f} ms per trial")

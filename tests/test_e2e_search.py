@@ -296,7 +296,7 @@ def test_ui_serves_the_store_on_loopback(search):
 
 def test_worker_time_is_accounted_on_the_parent(search):
     """Trials' and final evaluation's compute against slots x wall time, from the real runs."""
-    tmp, _, proc, _, parent, children = search
+    _, _, proc, uri, parent, children = search
     m = parent.data.metrics
     assert m["trial_compute_s"] == pytest.approx(sum(c.data.metrics["trial_seconds"] for c in children), rel=1e-6)
     front = [c for c in children if c.data.tags["pareto"] == "true"]
@@ -309,7 +309,7 @@ def test_worker_time_is_accounted_on_the_parent(search):
     assert 0 < m["trial_efficiency"] < m["efficiency"] <= 1
     assert f"[robustprune] workers busy {m['efficiency']:.0%} of 2 slots" in proc.stdout
     # the driver's cost per logged trial
-    client = MlflowClient(search[3])
+    client = MlflowClient(uri)
     for key in ("driver_bookkeeping_ms", "driver_rss_mb"):
         assert len(client.get_metric_history(parent.info.run_id, key)) == N, key
 

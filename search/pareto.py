@@ -36,17 +36,19 @@ def non_dominated(points: np.ndarray) -> np.ndarray:
 
 
 def _non_dominated_2d(points: np.ndarray) -> np.ndarray:
-    """One sweep in (x, y) order, O(n log n): a point is on the front when its y beats every
-    y before it, or when it repeats exactly the point that set the best y so far."""
+    """One sweep in (x, y) order, O(n log n) and vectorized: a point is on the front when its
+    y beats every y before it, or when it repeats exactly the point that set the best y so far."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((points[:, 1], points[:, 0]))
+    x, y = points[order, 0], points[order, 1]
+    best_before = np.concatenate(([np.inf], np.minimum.accumulate(y)[:-1]))
+    improves = y < best_before
+    last_improver = np.maximum.accumulate(np.where(improves, np.arange(len(y)), -1))  # up to and including i
+    setter = np.concatenate(([-1], last_improver[:-1]))  # the point that set best_before
+    repeats_setter = (setter >= 0) & (y == best_before) & (x == x[np.maximum(setter, 0)])
     mask = np.zeros(len(points), dtype=bool)
-    best_x, best_y = np.nan, np.inf
-    for i in np.lexsort((points[:, 1], points[:, 0])):
-        x, y = points[i]
-        if y < best_y:
-            best_x, best_y = x, y
-            mask[i] = True
-        elif y == best_y and x == best_x:
-            mask[i] = True
+    mask[order] = improves | repeats_setter
     return mask
 
 

@@ -7,6 +7,9 @@ cluster (`--address auto`) and on the cluster from cluster.yaml.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +108,29 @@ def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
                               f"{format_validation_error(e)}") from None
 
 
+def _fit_tuner(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
+    """(Tune's results, whether Ctrl+C / SIGINT ended the fit).
+
+    Tune ends `fit` on SIGINT as if the search were done: it returns normally and its cleanup
+    marks the running trials TERMINATED, so once every trial exists the results alone look
+    complete. Tune puts back the SIGINT handler it found only when that signal reached it,
+    so a marker handler installed here and found back in place afterwards says the fit was
+    interrupted. The marker itself raises KeyboardInterrupt, which is what a second Ctrl+C does."""
+    tune_catches_sigint = not int(os.getenv("TUNE_DISABLE_SIGINT_HANDLER", "0"))
+    if threading.current_thread() is not threading.main_thread() or not tune_catches_sigint:
+        return tuner.fit(), False
+
+    def interrupt_again(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt_again)
+    try:
+        grid = tuner.fit()
+        return grid, signal.getsignal(signal.SIGINT) is interrupt_again
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,
          baseline_test: dict, searcher: NoRepeats | None = None) -> SearchOutcome:
     """Run the tuner, then (when every trial ran) the front's final test evaluation; the
@@ -114,15 +140,15 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
     with tracker.ending_on_error():
         tracker.log_baseline_test(baseline_test)
         started = time.monotonic()
-        grid = tuner.fit()
+        grid, interrupted = _fit_tuner(tuner)
         tune_wall_s = time.monotonic() - started
         TrialLogger(tracker, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
         errored = grid.num_errors
         finished = sum(r.checkpoint is not None for r in grid)
         out_of_time = cfg.search.time_budget_s is not None and tune_wall_s >= cfg.search.time_budget_s
-        # Interrupted (Ctrl+C, a lost driver) leaves trials neither terminated nor errored.
-        complete = grid.num_terminated + errored == len(grid) and (len(grid) >= cfg.search.num_samples
-                                                                   or out_of_time)
+        # Interrupted (Ctrl+C, a lost driver) may leave trials neither terminated nor errored.
+        complete = not interrupted and grid.num_terminated + errored == len(grid) and (
+            len(grid) >= cfg.search.num_samples or out_of_time)
         front = tracker.update_pareto(cfg.search.objectives, final=True).front
         started = time.monotonic()
         evaluated, test_compute_s = evaluate_front(tracker, cfg, front) if complete and not cfg.search.dry_run \

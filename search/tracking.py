@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from . import pareto
@@ -28,7 +29,7 @@ SEARCH_TAG = "robustprune.search"
 TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed")
 CURVE_METRIC = "test_robust_acc_curve"
 CURVE_STEP_SCALE = 10_000  # MLflow steps are integers: eps 0.0314 is logged at step 314
-PLOT_EVERY_S = 30.0  # live pareto.png/.html redraw interval (pareto.csv is rewritten every trial)
+PLOT_EVERY_S = 30.0  # the parent's live views: at least this often, and the description whenever the front changes
 # Without a kind, MLflow's UI opens an experiment on its GenAI overview (traces), not on the runs.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 NOTE_TAG = "mlflow.note.content"  # the run's description in the UI (markdown)
@@ -61,9 +62,15 @@ class Tracker:
         self._baseline: dict[str, float] | None = None
         self._summary: str | None = None
         self._last_plot = 0.0
+        self._shown_front: set[str] | None = None  # the front that the description and pareto.csv show
+        self._front: list[ChildRecord] | None = None  # the front so far; None: recompute from every child
+        self._considered = 0  # children (in `_children` order) that `_front` has taken into account
+        self._finished_count = 0  # finished children with every objective, among those considered
+        self._pending_parent_metrics: list[Metric] = []  # sent with the parent's next log_batch
 
     def __getstate__(self):
-        return {**self.__dict__, "_client": None, "_children": None, "_baseline": None, "_summary": None}
+        return {**self.__dict__, "_client": None, "_children": None, "_baseline": None, "_summary": None,
+                "_pending_parent_metrics": [], "_front": None}
 
     @property
     def client(self) -> MlflowClient:
@@ -107,6 +114,7 @@ class Tracker:
         return cls(tracking_uri, run.info.experiment_id, parent_run_id)
 
     def finish(self, status: str = "FINISHED") -> None:
+        self.flush_parent_metrics()
         self.client.set_terminated(self.parent_run_id, status=status)
 
     @contextmanager
@@ -127,9 +135,25 @@ class Tracker:
     def log_parent_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         self._log_metrics(self.parent_run_id, metrics, step)
 
+    def queue_parent_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Parent metrics that ride along with the parent's next write (each MLflow call costs
+        the driver milliseconds per trial); `log_parent_metrics` sends them at the latest."""
+        now = int(time.time() * 1000)
+        self._pending_parent_metrics += [Metric(k, v, now, step) for k, v in metrics.items()]
+
+    def flush_parent_metrics(self) -> None:
+        if self._pending_parent_metrics:
+            self._log_metrics(self.parent_run_id, {})
+
+    def _take_pending_parent_metrics(self) -> list[Metric]:
+        pending, self._pending_parent_metrics = self._pending_parent_metrics, []
+        return pending
+
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         items = [Metric(k, v, now, step) for k, v in metrics.items()]
+        if run_id == self.parent_run_id:
+            items = self._take_pending_parent_metrics() + items
         for i in range(0, len(items), 500):
             self.client.log_batch(run_id, metrics=items[i:i + 500])
 
@@ -156,9 +180,9 @@ class Tracker:
         return self._children
 
     def _fresh_child(self, trial_id: str, params: dict, tags: dict[str, str],
-                     metrics: dict[str, float] | None = None) -> str | None:
-        """A new child run for the trial, named by what it tried and tagged with what a user
-        filters on, with its params and metrics; None when the trial is already logged."""
+                     metrics: dict[str, float] | None = None):
+        """A new child run (mlflow Run) for the trial, named by what it tried and tagged with
+        what a user filters on, with its params and metrics; None when the trial is already logged."""
         if trial_id in self._known_children():
             return None
         run = self.client.create_run(self.experiment_id, run_name=child_run_name(params),
@@ -173,16 +197,22 @@ class Tracker:
         except Exception:
             self.client.delete_run(run.info.run_id)  # no half-logged child: the trial is logged again later
             raise
-        return run.info.run_id
+        return run
 
     def log_trial(self, trial_id: str, params: dict, metrics: dict, trial_dir: Path, tags: dict) -> str | None:
-        """Child run with params, metrics, model.pt (the safe model file) and metrics.json."""
-        run_id = self._fresh_child(trial_id, params, tags, numeric_metrics(metrics))
-        if run_id is None:
+        """Child run with params, metrics, model.pt (the safe model file) and metrics.json. It
+        starts off the front (`pareto` false, as most trials end): `update_pareto` tags the few
+        that join it."""
+        run = self._fresh_child(trial_id, params, {**tags, "pareto": "false"}, numeric_metrics(metrics))
+        if run is None:
             return None
+        run_id = run.info.run_id
         try:
+            # The store from the new run's own artifact URI: MlflowClient.log_artifact would
+            # fetch the run again first to learn it.
+            store = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
             for name in ("model.pt", "metrics.json"):
-                self.client.log_artifact(run_id, str(trial_dir / name))
+                store.log_artifact(str(trial_dir / name))
         except Exception as e:
             self.client.set_tag(run_id, "error", f"logging failed: {e!r}"[:5000])
             self.client.set_terminated(run_id, "FAILED")
@@ -190,7 +220,8 @@ class Tracker:
             raise
         self.client.set_terminated(run_id, "FINISHED")
         row = trial_row(run_id, trial_id, {k: str(v) for k, v in params.items()}, numeric_metrics(metrics))
-        self._children[trial_id] = ChildRecord(run_id, "FINISHED", row, tags.get("feasible", "true") == "true")
+        self._children[trial_id] = ChildRecord(run_id, "FINISHED", row, tags.get("feasible", "true") == "true",
+                                               "false")
         return run_id
 
     def model_payload(self, run_id: str) -> dict:
@@ -232,23 +263,24 @@ class Tracker:
                 self.client.log_artifacts(self.parent_run_id, d)
 
     def log_failed_trial(self, trial_id: str, params: dict, error: str) -> None:
-        run_id = self._fresh_child(trial_id, params, {"error": error[-5000:], "pareto": "false"})
-        if run_id is None:
+        run = self._fresh_child(trial_id, params, {"error": error[-5000:], "pareto": "false"})
+        if run is None:
             return
-        self.client.set_terminated(run_id, "FAILED")
-        self._children[trial_id] = ChildRecord(run_id, "FAILED", None, False, "false")
+        self.client.set_terminated(run.info.run_id, "FAILED")
+        self._children[trial_id] = ChildRecord(run.info.run_id, "FAILED", None, False, "false")
 
     def log_stopped_trial(self, trial_id: str, params: dict, result: dict) -> str | None:
         """A trial that mo_asha stopped: KILLED, off the front, with the cost it would have
         had and its last intermediate accuracies (`rung_*`, measured on a small subset)."""
         cost = {k: result[k] for k in ("flops", "macs", "params", "latency_ms") if k in result}
-        run_id = self._fresh_child(trial_id, params, {
+        run = self._fresh_child(trial_id, params, {
             "stopped_early": "true", "stopped_at_step": str(result["step"]), "pareto": "false",
             "feasible": "true" if result["feasible"] else "false"}, {
             **cost, "rung_step": result["step"], "rung_clean_acc": result["clean_acc"],
             "rung_robust_acc": result["robust_acc"], "trial_seconds": result.get("trial_seconds", 0.0)})
-        if run_id is None:
+        if run is None:
             return None
+        run_id = run.info.run_id
         self.client.set_terminated(run_id, "KILLED")
         self._children[trial_id] = ChildRecord(run_id, "KILLED", None, False, "false")
         return run_id
@@ -292,53 +324,80 @@ class Tracker:
 
     def _description(self, front: list[dict], finished: int, hv: float, final: bool) -> str:
         """The parent run's description (markdown): the search, its hypervolume and its front."""
-        state = "final" if final else "live, refreshed as trials finish"
+        state = "final" if final else f"live: refreshed when the front changes and every {PLOT_EVERY_S:.0f} s"
         test = "" if final else " Test columns fill in after the search (final evaluation)."
         return (f"{self.search_summary()}\n\n**Hypervolume {hv:.4f}** after {finished} finished trials ({state})."
                 f" Front: {len(front)} models, best validation robust accuracy first.{test}\n\n"
                 f"{pareto.front_markdown(front, self.experiment_id)}\n\n"
                 f"Filter the runs table with `tags.pareto = 'true'` to list the front.")
 
-    def update_pareto(self, objectives: dict[str, str], final: bool = False) -> "FrontState":
-        """Recompute the front over all finished, feasible children; tag, measure and plot it.
+    @staticmethod
+    def _finished_among(children, objectives: dict[str, str]) -> list["ChildRecord"]:
+        return [c for c in children if c.status == "FINISHED" and c.row is not None
+                and all(m in c.row for m in objectives)]
 
-        During the search the plots are redrawn at most every PLOT_EVERY_S; `final` re-reads
-        every child from MLflow (the final evaluation adds test metrics) and always plots."""
-        if final:
-            self._children = None
-        finished = [c for c in self._known_children().values()
-                    if c.status == "FINISHED" and c.row is not None and all(m in c.row for m in objectives)]
-        baseline = self.baseline_metrics()
-        feasible = [c for c in finished if c.feasible]
-        front_ids: set[str] = set()
+    def _advance_front(self, objectives: dict[str, str]) -> tuple[list["ChildRecord"], float]:
+        """The front after the children logged since the last call, and its hypervolume; the
+        children whose `pareto` tag may have changed. A point once dominated stays dominated,
+        so the front of every finished child is the front of the last front and the new
+        children: the cost per trial does not grow with the search."""
+        children = list(self._known_children().values())
+        if self._front is None:
+            self._front, self._considered, self._finished_count = [], 0, 0
+        new = self._finished_among(children[self._considered:], objectives)
+        self._considered, self._finished_count = len(children), self._finished_count + len(new)
+        candidates = self._front + [c for c in new if c.feasible]
         hv = 0.0
-        if feasible:
-            values = np.array([[c.row[m] for m in objectives] for c in feasible])
-            points = pareto.to_minimization(values, objectives, baseline)
-            mask = pareto.non_dominated(points)
-            front_ids = {c.run_id for c, on in zip(feasible, mask) if on}
+        if candidates:
+            values = np.array([[c.row[m] for m in objectives] for c in candidates])
+            points = pareto.to_minimization(values, objectives, self.baseline_metrics())
+            self._front = [c for c, on in zip(candidates, pareto.non_dominated(points)) if on]
             hv = pareto.hypervolume_2d(points, pareto.reference_point(objectives))
-        for c in finished:
+        return candidates + [c for c in new if not c.feasible], hv
+
+    def _plot(self, objectives: dict[str, str], front_ids: set[str], folder: Path) -> None:
+        """pareto.png, pareto.html (every finished trial, the front marked) and hypervolume.png."""
+        rows = [c.row for c in self._finished_among(self._known_children().values(), objectives)]
+        if rows:
+            baseline = self.baseline_metrics()
+            pareto.plot_png(rows, front_ids, objectives, baseline, folder / "pareto.png")
+            pareto.plot_html(rows, front_ids, objectives, baseline, folder / "pareto.html")
+            pareto.plot_hypervolume(self.hypervolume_history(), folder / "hypervolume.png")
+            self._last_plot = time.monotonic()
+
+    def update_pareto(self, objectives: dict[str, str], final: bool = False) -> "FrontState":
+        """Bring the front up to date with the finished, feasible children; tag, measure and plot it.
+
+        During the search the parent is written only when the front changes, and at least every
+        PLOT_EVERY_S (each MLflow call costs the driver milliseconds per trial): the progress
+        metrics (`hypervolume`, `finished_trials`, `pareto_size`, stamped when measured) wait
+        until then, and the plots are redrawn on the interval only. `final` re-reads every child
+        from MLflow (the final evaluation adds test metrics) and writes everything."""
+        if final:
+            self._children, self._front = None, None
+        touched, hv = self._advance_front(objectives)
+        front_ids = {c.run_id for c in self._front}
+        for c in touched:
             flag = "true" if c.run_id in front_ids else "false"
             if c.pareto != flag:
                 self.client.set_tag(c.run_id, "pareto", flag)
                 c.pareto = flag
-        all_rows = [c.row for c in finished]
-        front = sorted((row for row in all_rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
-        now = int(time.time() * 1000)
-        progress = {"hypervolume": hv, "finished_trials": len(finished), "pareto_size": len(front_ids)}
-        self.client.log_batch(self.parent_run_id,  # one round trip: the progress and the description
-                              metrics=[Metric(k, v, now, len(finished)) for k, v in progress.items()],
-                              tags=[RunTag(NOTE_TAG, self._description(front, len(finished), hv, final))])
-        with tempfile.TemporaryDirectory() as d:
-            (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
-            if all_rows and (final or time.monotonic() - self._last_plot >= PLOT_EVERY_S):
-                pareto.plot_png(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.png")
-                pareto.plot_html(all_rows, front_ids, objectives, baseline, Path(d) / "pareto.html")
-                pareto.plot_hypervolume(self.hypervolume_history(), Path(d) / "hypervolume.png")
-                self._last_plot = time.monotonic()
-            self.client.log_artifacts(self.parent_run_id, d)
-        return FrontState(front, len(finished), hv)
+        front = sorted((c.row for c in self._front), key=lambda r: -r["robust_acc"])
+        finished = self._finished_count
+        self.queue_parent_metrics({"hypervolume": hv, "finished_trials": finished,
+                                   "pareto_size": len(front_ids)}, step=finished)
+        redraw = final or time.monotonic() - self._last_plot >= PLOT_EVERY_S
+        if redraw or front_ids != self._shown_front:
+            self.client.log_batch(self.parent_run_id,  # one round trip: the queued metrics and the description
+                                  metrics=self._take_pending_parent_metrics(),
+                                  tags=[RunTag(NOTE_TAG, self._description(front, finished, hv, final))])
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
+                if redraw:
+                    self._plot(objectives, front_ids, Path(d))
+                self.client.log_artifacts(self.parent_run_id, d)
+            self._shown_front = front_ids
+        return FrontState(front, finished, hv)
 
 
 @dataclass

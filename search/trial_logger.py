@@ -67,11 +67,15 @@ class TrialLogger(tune.Callback):
                 self._log_finished(result.metrics["trial_id"], result.config, result.metrics, result.checkpoint,
                                    quiet=True)
 
+    def on_experiment_end(self, trials, **info):
+        self.tracker.flush_parent_metrics()
+
     def _log_driver_cost(self, start: float) -> None:
         """The driver's own cost per trial, as parent metrics by finished trial: the time this
-        callback took (logging, front, plots) and the driver's resident memory."""
+        callback took (logging, front, plots) and the driver's resident memory. They go with
+        the next trial's front update, so logging them costs no MLflow call of its own."""
         self.logged += 1
-        self.tracker.log_parent_metrics({"driver_bookkeeping_ms": (time.perf_counter() - start) * 1000,
+        self.tracker.queue_parent_metrics({"driver_bookkeeping_ms": (time.perf_counter() - start) * 1000,
                                          "driver_rss_mb": resident_memory_mb()}, step=self.logged)
 
     def _log_finished(self, trial_id: str, config: dict, result: dict, checkpoint, quiet: bool = False) -> None:

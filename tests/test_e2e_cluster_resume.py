@@ -1,5 +1,6 @@
 """Distributed and fault-tolerance checks: a simulated 2-node Ray cluster logging to a real
 `mlflow server`, and a search interrupted mid-way then resumed."""
+import contextlib
 import os
 import signal
 import socket
@@ -8,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+import psutil
 import pytest
 import ray
 from mlflow.tracking import MlflowClient
@@ -113,10 +115,51 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert "already logged" not in resumed.stdout
 
 
+def _trial_workers(pid: int) -> list:
+    """The Ray worker processes running Tune trials under the driver with this pid."""
+    workers = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.name().startswith("ray::ImplicitFunc"):
+                workers.append(child)
+    return workers
+
+
+def test_ctrl_c_once_every_trial_has_started_leaves_the_search_unfinished(tmp_path):
+    """Tune ends its fit on SIGINT as if done and marks the running trials TERMINATED: with
+    every trial created, only the driver can tell that the search was cut short."""
+    cfg = tiny_config(tmp_path, "ctrl-c", 2, space={"finetune_epochs": 30})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while len(_trial_workers(proc.pid)) < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert len(_trial_workers(proc.pid)) == 2, "never saw both trials running"
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    out = (tmp_path / "run.log").read_text()
+    assert proc.returncode == 1, out[-3000:]
+    assert "search stopped early" in out and "continue with:" in out and "final test evaluation of" not in out
+    parent, children = search_runs(uri, "ctrl-c")
+    assert parent.info.status == "KILLED"
+    assert not [c for c in children if c.info.status == "FINISHED"]  # both were cut short
+
+    resumed = run_cli("resume", str(next((tmp_path / "runs").glob("ctrl-c_*"))), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    parent, children = search_runs(uri, "ctrl-c")
+    assert parent.info.status == "FINISHED"
+    assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED"]
+
+
 def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):
     """A real fault: the trial's Ray worker process is killed mid-trial (no retries left)."""
-    import psutil
-
     cfg = tiny_config(tmp_path, "faults", 2, search={"max_concurrent": 1}, space={"finetune_epochs": 40},
                       failures={"max_retries": 0})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -126,14 +169,10 @@ def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):
     try:
         deadline = time.time() + 300
         while killed is None and time.time() < deadline and proc.poll() is None:
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                try:
-                    if child.name().startswith("ray::ImplicitFunc"):
-                        child.kill()
-                        killed = child.pid
-                        break
-                except psutil.NoSuchProcess:
-                    continue
+            for worker in _trial_workers(proc.pid)[:1]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    worker.kill()
+                    killed = worker.pid
             time.sleep(0.2)
         assert killed, "never saw a trial worker"
         proc.wait(timeout=300)

@@ -1,0 +1,121 @@
+"""The driver's MLflow bookkeeping per trial, on a real sqlite MLflow store: what each trial
+writes, how few MLflow calls that takes, and when the parent's front views are rewritten."""
+import collections
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.tracking import NOTE_TAG, Tracker
+
+OBJECTIVES = {"flops": "min", "robust_acc": "max"}
+BASELINE = {"flops": 1000.0, "robust_acc": 0.2, "clean_acc": 0.9}
+WRITES = ("create_run", "log_batch", "set_terminated", "set_tag", "log_artifact", "log_artifacts", "get_run")
+
+
+@pytest.fixture
+def tracker(tmp_path):
+    return Tracker.start(f"sqlite:///{tmp_path / 'mlflow.db'}", "tracking", {"search": {"num_samples": 3}},
+                         str(tmp_path / "exp"), BASELINE, {})
+
+
+@pytest.fixture
+def calls(tracker, monkeypatch):
+    """How often each MLflow client method is called (the real methods still run)."""
+    counted = collections.Counter()
+    client = tracker.client
+    for name in WRITES:
+        method = getattr(client, name)
+        monkeypatch.setattr(client, name, lambda *a, _m=method, _n=name, **k: counted.update([_n]) or _m(*a, **k))
+    return counted
+
+
+def log(tracker, tmp_path, trial: str, flops: float, robust: float) -> str:
+    folder = tmp_path / trial
+    folder.mkdir()
+    metrics = {"flops": flops, "robust_acc": robust, "clean_acc": 0.85, "trial_seconds": 1.0}
+    (folder / "model.pt").write_bytes(b"weights")
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    params = {"criterion": "l1", "granularity": "filter", "ratio": 0.5, "iterations": 1, "seed": 0}
+    return tracker.log_trial(trial, params, metrics, folder, {"feasible": "true"})
+
+
+def test_a_trial_is_one_child_run_with_its_files_and_few_mlflow_calls(tracker, calls, tmp_path):
+    first = log(tracker, tmp_path, "t1", 500.0, 0.3)
+    tracker.update_pareto(OBJECTIVES)  # also the first plots
+    calls.clear()
+    run_id = log(tracker, tmp_path, "t2", 450.0, 0.32)  # dominates t1
+    tracker.update_pareto(OBJECTIVES)
+    client = MlflowClient(tracker.tracking_uri)
+    child = client.get_run(run_id)
+    assert child.info.status == "FINISHED" and child.data.tags["pareto"] == "true"
+    assert client.get_run(first).data.tags["pareto"] == "false"
+    assert child.data.params["ratio"] == "0.5" and child.data.metrics["robust_acc"] == 0.32
+    assert {a.path for a in client.list_artifacts(run_id)} == {"model.pt", "metrics.json"}
+    # the child: create, params and metrics, end; the front's two changed tags; the parent:
+    # progress and description, and pareto.csv. No run is read back.
+    assert calls == {"create_run": 1, "log_batch": 2, "set_terminated": 1, "set_tag": 2, "log_artifacts": 1}
+
+
+def test_the_front_views_are_rewritten_when_the_front_changes(tracker, calls, tmp_path):
+    client = MlflowClient(tracker.tracking_uri)
+    log(tracker, tmp_path, "t1", 500.0, 0.3)
+    tracker.update_pareto(OBJECTIVES)
+    calls.clear()
+    log(tracker, tmp_path, "t2", 600.0, 0.25)  # dominated by t1: the front is the same
+    state = tracker.update_pareto(OBJECTIVES)
+    assert state.finished == 2
+    assert calls == {"create_run": 1, "log_batch": 1, "set_terminated": 1}  # the child only
+    parent = client.get_run(tracker.parent_run_id)
+    assert "after 1 finished trials" in parent.data.tags[NOTE_TAG]  # the front it shows is still current
+
+    t3 = log(tracker, tmp_path, "t3", 400.0, 0.35)  # dominates t1: a new front
+    tracker.update_pareto(OBJECTIVES)
+    parent = client.get_run(tracker.parent_run_id)
+    assert "after 3 finished trials" in parent.data.tags[NOTE_TAG]
+    # trial 2's progress went with trial 3's, stamped when it was measured
+    history = sorted(client.get_metric_history(tracker.parent_run_id, "finished_trials"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in history] == [(1, 1), (2, 2), (3, 3)]
+    assert history[1].timestamp <= history[2].timestamp
+    csv = client.download_artifacts(tracker.parent_run_id, "pareto.csv", str(tmp_path))
+    assert t3 in open(csv).read()
+    assert client.get_run(t3).data.tags["pareto"] == "true"
+
+
+def test_queued_parent_metrics_ride_with_the_next_front_update_and_none_is_lost(tracker, calls, tmp_path):
+    client = MlflowClient(tracker.tracking_uri)
+    for step in (1, 2):
+        log(tracker, tmp_path, f"t{step}", 500.0 - step, 0.3 + step / 100)
+        tracker.update_pareto(OBJECTIVES)
+        tracker.queue_parent_metrics({"driver_bookkeeping_ms": 10.0 * step}, step=step)
+    history = client.get_metric_history(tracker.parent_run_id, "driver_bookkeeping_ms")
+    assert [(m.step, m.value) for m in history] == [(1, 10.0)]  # sent with trial 2's front update
+    log_batches = calls["log_batch"]
+    tracker.finish()
+    history = client.get_metric_history(tracker.parent_run_id, "driver_bookkeeping_ms")
+    assert sorted((m.step, m.value) for m in history) == [(1, 10.0), (2, 20.0)]
+    assert calls["log_batch"] == log_batches + 1
+    assert client.get_run(tracker.parent_run_id).info.status == "FINISHED"
+
+
+def test_the_front_kept_trial_by_trial_is_the_front_of_every_trial(tracker, tmp_path):
+    """The front is advanced with each trial's point (a dominated point never comes back);
+    it must match the front and hypervolume recomputed from every child, and the tags."""
+    import numpy as np
+
+    from search.pareto import hypervolume_2d, non_dominated, reference_point, to_minimization
+
+    rng = np.random.default_rng(3)
+    for i in range(30):
+        log(tracker, tmp_path, f"t{i}", float(rng.integers(100, 1000)), float(rng.integers(0, 20)) / 40)
+        state = tracker.update_pareto(OBJECTIVES)
+    children = tracker.child_runs()
+    points = to_minimization(np.array([[c.data.metrics[m] for m in OBJECTIVES] for c in children]), OBJECTIVES,
+                             BASELINE)
+    expected = {c.info.run_id for c, on in zip(children, non_dominated(points)) if on}
+    assert {row["run_id"] for row in state.front} == expected and state.finished == 30
+    assert state.hypervolume == pytest.approx(hypervolume_2d(points, reference_point(OBJECTIVES)))
+    tagged = {c.info.run_id for c in tracker.child_runs() if c.data.tags["pareto"] == "true"}
+    assert tagged == expected
+    final = tracker.update_pareto(OBJECTIVES, final=True)  # re-read from MLflow: the same front
+    assert {row["run_id"] for row in final.front} == expected and final.hypervolume == state.hypervolume

@@ -128,7 +128,7 @@ def _trial_workers(pid: int) -> list:
 def test_ctrl_c_once_every_trial_has_started_leaves_the_search_unfinished(tmp_path):
     """Tune ends its fit on SIGINT as if done and marks the running trials TERMINATED: with
     every trial created, only the driver can tell that the search was cut short."""
-    cfg = tiny_config(tmp_path, "ctrl-c", 2, space={"finetune_epochs": 30})
+    cfg = tiny_config(tmp_path, "ctrl-c", 2, space={"finetune_epochs": 15})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     log = open(tmp_path / "run.log", "w")
     proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)

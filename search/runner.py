@@ -27,7 +27,7 @@ from trainables.trial import Baseline
 from .accounting import summary, trial_slots, worker_time
 from .baseline import baseline_test_metrics, get_baseline
 from .config import SearchConfig
-from .final_eval import evaluate_front, measure_on_test
+from .final_eval import FrontEvaluation, measure_on_test
 from .lock import search_lock
 from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
@@ -132,11 +132,14 @@ def _fit_tuner(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
 
 
 def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,
-         baseline_test: dict, searcher: NoRepeats | None = None) -> SearchOutcome:
+         baseline_test: dict, searcher: NoRepeats | None = None,
+         final_eval: FrontEvaluation | None = None) -> SearchOutcome:
     """Run the tuner, then (when every trial ran) the front's final test evaluation; the
     parent run never stays RUNNING, whatever happens. `searcher` is given for a search run
     in one go: its count of proposals answered from the cache and where its workers' time
-    went are logged (a resumed search's searcher is inside Tune, and its wall time has a gap)."""
+    went are logged (a resumed search's searcher is inside Tune, and its wall time has a gap).
+    `final_eval` is the one the search's TrialLogger may have started early."""
+    final_eval = final_eval or FrontEvaluation(tracker, cfg)
     with tracker.ending_on_error():
         tracker.log_baseline_test(baseline_test)
         started = time.monotonic()
@@ -151,8 +154,8 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
             len(grid) >= cfg.search.num_samples or out_of_time)
         front = tracker.update_pareto(cfg.search.objectives, final=True).front
         started = time.monotonic()
-        evaluated, test_compute_s = evaluate_front(tracker, cfg, front) if complete and not cfg.search.dry_run \
-            else (0, 0.0)
+        # An unfinished search gets no final evaluation: what was started early is cancelled.
+        evaluated, test_compute_s = final_eval.finish(front if complete and not cfg.search.dry_run else [])
         test_wall_s = time.monotonic() - started
         if evaluated:
             front = tracker.update_pareto(cfg.search.objectives, final=True).front  # pareto.csv with test columns
@@ -169,12 +172,16 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
                          finished, errored, front, complete)
 
 
+def _slots(cfg: SearchConfig) -> int:
+    """How many trials run at once: max_concurrent, capped by what the cluster fits."""
+    return trial_slots(cfg.search.max_concurrent, cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial,
+                       ray.cluster_resources())
+
+
 def _log_worker_time(tracker: Tracker, cfg: SearchConfig, tune_wall_s: float, test_wall_s: float,
                      test_compute_s: float) -> None:
-    slots = trial_slots(cfg.search.max_concurrent, cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial,
-                        ray.cluster_resources())
     metrics = worker_time(tracker.trial_compute_seconds(), test_compute_s, tune_wall_s, test_wall_s,
-                          tracker.parent_seconds(), slots)
+                          tracker.parent_seconds(), _slots(cfg))
     tracker.log_parent_metrics(metrics)
     print(f"[robustprune] {summary(metrics)}", flush=True)
 
@@ -242,6 +249,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             objectives = cfg.search.objectives
             searcher = _searcher(cfg, name, tracker, warm)
             scheduler = SCHEDULERS[cfg.search.scheduler](cfg)
+            final_eval = None if cfg.search.dry_run else FrontEvaluation(tracker, cfg)
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
@@ -252,11 +260,11 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                     name=name, storage_path=storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
                     callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples,
-                                           scheduler)],
+                                           scheduler, final_eval, _slots(cfg))],
                     verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
         print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}",
               flush=True)
-        return _fit(tuner, tracker, cfg, experiment_path, baseline_test, searcher)
+        return _fit(tuner, tracker, cfg, experiment_path, baseline_test, searcher, final_eval)
 
 
 def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:

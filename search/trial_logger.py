@@ -16,6 +16,7 @@ from pathlib import Path
 from ray import tune
 
 from .config import sampled_point
+from .final_eval import FrontEvaluation
 from .mo_asha import MultiObjectiveASHA
 from .tracking import Tracker
 
@@ -34,10 +35,16 @@ class TrialLogger(tune.Callback):
     """Logs each finished trial to MLflow, keeps the front live, prints one line per trial."""
 
     def __init__(self, tracker: Tracker, objectives: dict[str, str], seed: int, total: int,
-                 scheduler: MultiObjectiveASHA | None = None):
+                 scheduler: MultiObjectiveASHA | None = None, final_eval: FrontEvaluation | None = None,
+                 slots: int = 0):
         self.tracker, self.objectives, self.seed, self.total = tracker, objectives, seed, total
         self.scheduler = scheduler  # which trials it stopped (pickled with it into Tune's tuner.pkl for resume)
+        self.final_eval, self.slots = final_eval, slots  # the front's final evaluation, started on idle slots
+        self.front: list[dict] = []
         self.logged = 0
+
+    def __getstate__(self):  # a resumed search evaluates its front after its trials, as usual
+        return {**self.__dict__, "final_eval": None}
 
     def _params(self, config: dict) -> dict:
         return {**sampled_point(config), "seed": self.seed}
@@ -58,6 +65,20 @@ class TrialLogger(tune.Callback):
             self._log_driver_cost(start)
         except Exception as e:
             print(f"[robustprune] WARNING: MLflow logging of trial {trial.trial_id} failed: {e!r}", flush=True)
+        try:
+            self._start_final_evaluation_on_idle_slots(trials, trial)
+        except Exception as e:
+            print(f"[robustprune] WARNING: the final evaluation could not start early ({e!r}); it runs after "
+                  f"the search", flush=True)
+
+    def _start_final_evaluation_on_idle_slots(self, trials, ended) -> None:
+        """Every trial has started and fewer run than there are slots: no trial will take the
+        slot this one freed, so the front so far starts its final evaluation there."""
+        if self.final_eval is None or len(trials) < self.total:
+            return
+        busy = sum(t is not ended and t.status in (t.RUNNING, t.PENDING) for t in trials)
+        if busy < self.slots:
+            self.final_eval.start_early(self.front)
 
     def log_missing(self, grid) -> None:
         """Log every finished trial of Tune's results that MLflow lacks: a driver killed
@@ -90,6 +111,7 @@ class TrialLogger(tune.Callback):
                 print(f"[robustprune] already logged: trial {trial_id} (kept its MLflow run)", flush=True)
             return
         state = self.tracker.update_pareto(self.objectives)
+        self.front = state.front
         on_front = any(r["run_id"] == run_id for r in state.front)
         print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
               f"ratio={p['ratio']:.2f} it={p['iterations']} | FLOPs -{metrics['flops_reduction']:.1%} | "

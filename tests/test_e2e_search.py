@@ -1,6 +1,7 @@
 """A real search: local Ray, sqlite MLflow, trained LeNet on embedded digits, real attacks."""
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,13 @@ def test_children_hold_params_metrics_and_models(search):
 
 
 def test_only_front_members_carry_test_metrics_after_the_search(search):
-    """Selection on validation, report on test: no test number enters the front."""
-    _, _, _, uri, parent, children = search
+    """Selection on validation, report on test: no test number enters the front. The front's
+    evaluation starts on the slot the search's last trials leave idle; a model that then
+    leaves the front is cancelled, and none but the final front gets test metrics."""
+    _, _, proc, uri, parent, children = search
+    early = re.search(r"final test evaluation of \d+ front models \(\d+ distinct; (\d+) started while the last "
+                      r"trials ran, (\d+) of those left the front", proc.stdout)
+    assert early and int(early[1]) >= 1, proc.stdout[-2000:]
     client = MlflowClient(uri)
     for c in children:
         test_keys = {k for k in c.data.metrics if k.startswith("test_")}

@@ -3,13 +3,13 @@
 Baselines are cached under the search's storage path, keyed by everything that
 changes the trained model or its evaluation (`trainables.trial.baseline_key`), so a
 second search with the same key reuses it. Its final (test) evaluation is cached beside
-it, one file per final-evaluation setting (`final_eval_key`), measured before the search.
+it, one file per final-evaluation setting (`trainables.test_eval.final_eval_key`), measured
+before the search.
 The storage path may be local, NFS or a cloud URI: files go through pyarrow's
 filesystems, as Ray's own storage does.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import sys
@@ -20,7 +20,8 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.errors import first_line
-from trainables.test_eval import TEST_PART_SIZE
+from trainables.test_eval import final_eval_key
+from trainables.train import use_cpus
 from trainables.trial import Baseline, baseline_key, train_baseline
 
 from .storage import read_bytes, write_bytes
@@ -74,16 +75,8 @@ def get_baseline(storage_path: str, cfg: TrialConfig, device_type: str, cpus: fl
 
 
 def _train_remote(cfg_dict: dict, cpus: float) -> Baseline:
-    torch.set_num_threads(max(1, int(cpus)))
+    use_cpus(cpus)
     return train_baseline(TrialConfig.model_validate(cfg_dict), quiet=True)
-
-
-def final_eval_key(cfg: TrialConfig) -> str:
-    """Everything besides the model that changes its final evaluation, hashed."""
-    fields = {"final_attacks": [s.record() for s in cfg.final_attack_specs()], "test_size": cfg.test_eval_size(),
-              "eps_grid": list(cfg.eps_grid), "seeds": [cfg.seeds()["test_subset"], cfg.seeds()["attacks"]],
-              "part_size": TEST_PART_SIZE}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def baseline_test_metrics(storage_path: str, cfg: TrialConfig, device_type: str, baseline: Baseline,

@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import ray
-import torch
 from ray import tune
 
 from trainables.config import TrialConfig
 from trainables.store import model_from_payload, save_model
 from trainables.test_eval import FinalEvalPart, evaluate_test_part
-from trainables.train import resolve_device
+from trainables.train import resolve_device, use_cpus
 from trainables.trial import Baseline, Progress, load_data, run_trial
 
 from .config import SearchConfig, sampled_point
@@ -37,7 +36,7 @@ def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None
     """Ray Tune function trainable: one trial, reported once with its pruned model (`final`
     1); under mo_asha also after every fine-tune epoch (`final` 0, no checkpoint)."""
     cfg = SearchConfig.model_validate(search_config)
-    torch.set_num_threads(max(1, int(cfg.resources.cpus_per_trial)))
+    use_cpus(cfg.resources.cpus_per_trial)
     trial_cfg = cfg.trial_config(sampled_point(config))
     base = {f"{k}_baseline": v for k, v in baseline.metrics.items()}
     progress = None
@@ -56,7 +55,7 @@ def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None
 def final_eval_part_task(payload: dict, trial_config: dict, cpus: float, part: int) -> tuple[FinalEvalPart, float]:
     """Ray task body: one part of a model's final evaluation, and the seconds it took."""
     start = time.perf_counter()
-    torch.set_num_threads(max(1, int(cpus)))
+    use_cpus(cpus)
     cfg = TrialConfig.model_validate(trial_config)
     result = evaluate_test_part(model_from_payload(payload), load_data(cfg), cfg, resolve_device(cfg.device), part)
     return result, time.perf_counter() - start

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from search.baseline import baseline_test_metrics, final_eval_key
+from search.baseline import baseline_test_metrics
 from trainables.data import load_dataset
-from trainables.test_eval import (TEST_PART_SIZE, evaluate_test_part, final_evaluation, join_test_parts,
-                                  part_count, final_eval_images)
+from trainables.test_eval import (TEST_PART_SIZE, evaluate_test_part, final_eval_images, final_eval_key,
+                                  final_evaluation, join_test_parts, part_count)
 
 
 def changed(cfg, **fields):

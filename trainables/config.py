@@ -5,6 +5,8 @@ field and the allowed values, so the CLI can print it as one line and exit 2.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -262,3 +264,8 @@ def format_validation_error(err: ValidationError) -> str:
     elif e["type"] == "too_short":
         msg = "must not be empty"
     return f"{loc}: {msg}" if loc else msg
+
+
+def settings_key(fields: dict) -> str:
+    """A short stable name for a set of settings (JSON-serializable): 16 hex digits of SHA-256."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

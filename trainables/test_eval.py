@@ -15,7 +15,7 @@ from torch import nn
 
 from .attacks import ATTACKS
 from .attacks.evaluation import Robustness, evaluate_robustness
-from .config import TrialConfig
+from .config import TrialConfig, settings_key
 from .data import Dataset, Split
 
 TEST_PART_SIZE = 250
@@ -67,3 +67,10 @@ def final_evaluation(model: nn.Module, data: Dataset, cfg: TrialConfig, device: 
     """The test split, part after part: the final suite on `test_size` images (`test_*`
     metrics) and, over `eps_grid`, the robustness curve of its L-inf attacks."""
     return join_test_parts([evaluate_test_part(model, data, cfg, device, k) for k in range(part_count(cfg))])
+
+
+def final_eval_key(cfg: TrialConfig) -> str:
+    """Everything besides the model that changes its final evaluation, hashed."""
+    return settings_key({"final_attacks": [s.record() for s in cfg.final_attack_specs()],
+                         "test_size": cfg.test_eval_size(), "eps_grid": list(cfg.eps_grid),
+                         "seeds": [cfg.seeds()["test_subset"], cfg.seeds()["attacks"]], "part_size": TEST_PART_SIZE})

@@ -19,6 +19,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def use_cpus(cpus: float) -> None:
+    """Torch's CPU threads for a worker given `cpus` by Ray (torch would take every core)."""
+    torch.set_num_threads(max(1, int(cpus)))
+
+
 def check_device_present(device: str) -> None:
     """ValueError (one line) when a forced CUDA device is not on this machine."""
     resolved = resolve_device(device)

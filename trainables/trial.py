@@ -5,8 +5,6 @@ Knows nothing of Ray, Optuna or MLflow, so a trial can be run and debugged alone
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -15,7 +13,7 @@ import torch
 from torch import nn
 
 from .attacks.evaluation import evaluate_robustness
-from .config import TrialConfig
+from .config import TrialConfig, settings_key
 from .cost import model_cost
 from .data import Dataset, load_dataset
 from .models import build_model
@@ -75,7 +73,7 @@ def baseline_key(cfg: TrialConfig, device_type: str) -> str:
                                      "latency_repeats"})
     fields.update(attacks=[s.record() for s in cfg.attack_specs()], amp=cfg.amp and device_type == "cuda",
                   device_type=device_type)
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    return settings_key(fields)
 
 
 def load_data(cfg: TrialConfig) -> Dataset:

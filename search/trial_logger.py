@@ -89,7 +89,10 @@ class TrialLogger(tune.Callback):
                                    quiet=True)
 
     def on_experiment_end(self, trials, **info):
-        self.tracker.flush_parent_metrics()
+        try:  # the last trial's driver cost; a tracking problem here must not fail the finished search
+            self.tracker.flush_parent_metrics()
+        except Exception as e:
+            print(f"[robustprune] WARNING: MLflow logging of the driver's cost failed: {e!r}", flush=True)
 
     def _log_driver_cost(self, start: float) -> None:
         """The driver's own cost per trial, as parent metrics by finished trial: the time this

@@ -69,9 +69,6 @@ class FrontEvaluation:
         self._refs: dict[str, list] = {}  # model digest -> its parts' task refs
         self.dropped = 0  # models started early that then left the front (cancelled)
 
-    def __getstate__(self):  # inside Tune's pickled callbacks: task refs do not outlive the driver
-        return {**self.__dict__, "_tasks": None, "_digest": {}, "_refs": {}, "dropped": 0}
-
     def _submit(self, run_ids: list[str]) -> None:
         if run_ids and self._tasks is None:
             self._tasks = _PartTasks(self.cfg)

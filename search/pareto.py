@@ -217,16 +217,20 @@ def _dominated_and_front(rows: list[dict], front_ids: set[str], xs: list[float])
     return dominated, front
 
 
+def _figure(size: tuple[float, float], **subplots):
+    """A matplotlib figure and its axes, drawn with Agg and without pyplot: pyplot's global
+    figure registry is not thread-safe, and the parent's live plots are drawn on a thread."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=110)
+    return fig, fig.subplots(**subplots)
+
+
 def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
     """The front as a line, the dominated trials coloured by criterion, the baseline labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     xs, ys, x_title, y_title, base = _relative(rows, objectives, baseline)
     dominated, front = _dominated_and_front(rows, front_ids, xs)
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    fig, ax = _figure((7.5, 4.8))
     for criterion, idx in dominated.items():
         ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], alpha=0.6, label=f"{criterion} (dominated)")
     ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="crimson", lw=2, label="Pareto front")
@@ -242,7 +246,6 @@ def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], 
     ax.set_title(f"{len(front)} on the front of {len(rows)} finished trials")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict):
@@ -281,12 +284,7 @@ def plot_html(rows: list[dict], front_ids: set[str], objectives: dict[str, str],
 def plot_hypervolume(history: list[tuple[float, int, float]], path) -> None:
     """Hypervolume against wall time and against finished trials; `history` holds
     (seconds since the search started, finished trials, hypervolume)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110, sharey=True)
+    fig, (left, right) = _figure((9, 3.6), ncols=2, sharey=True)
     seconds, trials, hv = zip(*history) if history else ((), (), ())
     left.step(seconds, hv, where="post")
     right.step(trials, hv, where="post")
@@ -298,17 +296,11 @@ def plot_hypervolume(history: list[tuple[float, int, float]], path) -> None:
     fig.suptitle("Hypervolume of the front as the search ran")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def plot_robustness_curves(curves: dict[str, list[tuple[float, float]]], path) -> None:
     """Test robust accuracy against eps, one line per model (the baseline dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = _figure((7, 4.5))
     for label, points in curves.items():
         eps, acc = zip(*points)
         ax.plot(eps, acc, "k--*" if label == "baseline" else "o-", label=label)
@@ -320,4 +312,3 @@ def plot_robustness_curves(curves: dict[str, list[tuple[float, float]]], path) -
     ax.set_title("Robustness curves of the Pareto front (test split)")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -152,13 +152,13 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
         # Interrupted (Ctrl+C, a lost driver) may leave trials neither terminated nor errored.
         complete = not interrupted and grid.num_terminated + errored == len(grid) and (
             len(grid) >= cfg.search.num_samples or out_of_time)
-        front = tracker.update_pareto(cfg.search.objectives, final=True).front
+        front = tracker.update_pareto(cfg.search.objectives, final=True).front  # its plots: drawn meanwhile
         started = time.monotonic()
         # An unfinished search gets no final evaluation: what was started early is cancelled.
         evaluated, test_compute_s = final_eval.finish(front if complete and not cfg.search.dry_run else [])
         test_wall_s = time.monotonic() - started
-        if evaluated:
-            front = tracker.update_pareto(cfg.search.objectives, final=True).front  # pareto.csv with test columns
+        if evaluated:  # pareto.csv and the description with test columns
+            front = tracker.update_pareto(cfg.search.objectives, final=True, plots=False).front
             tracker.log_robustness_curves(front)
         if searcher is not None:
             _log_worker_time(tracker, cfg, tune_wall_s, test_wall_s, test_compute_s)

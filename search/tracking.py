@@ -22,6 +22,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from . import pareto
+from .background_plots import BackgroundPlots
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
@@ -67,10 +68,12 @@ class Tracker:
         self._considered = 0  # children (in `_children` order) that `_front` has taken into account
         self._finished_count = 0  # finished children with every objective, among those considered
         self._pending_parent_metrics: list[Metric] = []  # sent with the parent's next log_batch
+        self._plots: BackgroundPlots | None = None  # made on the first plot
+        self._parent_store = None  # the parent's artifact repository, once known
 
     def __getstate__(self):
         return {**self.__dict__, "_client": None, "_children": None, "_baseline": None, "_summary": None,
-                "_pending_parent_metrics": [], "_front": None}
+                "_pending_parent_metrics": [], "_front": None, "_plots": None, "_parent_store": None}
 
     @property
     def client(self) -> MlflowClient:
@@ -114,6 +117,8 @@ class Tracker:
         return cls(tracking_uri, run.info.experiment_id, parent_run_id)
 
     def finish(self, status: str = "FINISHED") -> None:
+        if self._plots is not None:
+            self._plots.wait()
         self.flush_parent_metrics()
         self.client.set_terminated(self.parent_run_id, status=status)
 
@@ -355,24 +360,44 @@ class Tracker:
             hv = pareto.hypervolume_2d(points, pareto.reference_point(objectives))
         return candidates + [c for c in new if not c.feasible], hv
 
-    def _plot(self, objectives: dict[str, str], front_ids: set[str], folder: Path) -> None:
-        """pareto.png, pareto.html (every finished trial, the front marked) and hypervolume.png."""
-        rows = [c.row for c in self._finished_among(self._known_children().values(), objectives)]
-        if rows:
-            baseline = self.baseline_metrics()
-            pareto.plot_png(rows, front_ids, objectives, baseline, folder / "pareto.png")
-            pareto.plot_html(rows, front_ids, objectives, baseline, folder / "pareto.html")
-            pareto.plot_hypervolume(self.hypervolume_history(), folder / "hypervolume.png")
-            self._last_plot = time.monotonic()
+    def _parent_artifacts(self):
+        """The parent run's artifact repository (MlflowClient.log_artifacts reads the run first)."""
+        if self._parent_store is None:
+            uri = self.client.get_run(self.parent_run_id).info.artifact_uri
+            self._parent_store = get_artifact_repository(uri, tracking_uri=self.tracking_uri)
+        return self._parent_store
 
-    def update_pareto(self, objectives: dict[str, str], final: bool = False) -> "FrontState":
+    def _plot(self, objectives: dict[str, str], front_ids: set[str]) -> None:
+        """pareto.png, pareto.html (every finished trial, the front marked) and hypervolume.png,
+        drawn and logged on the plotting thread from what MLflow holds now."""
+        rows = [c.row for c in self._finished_among(self._known_children().values(), objectives)]
+        if not rows:
+            return
+        baseline, history, store = self.baseline_metrics(), self.hypervolume_history(), self._parent_artifacts()
+
+        def draw():
+            with tempfile.TemporaryDirectory() as d:
+                folder = Path(d)
+                pareto.plot_png(rows, front_ids, objectives, baseline, folder / "pareto.png")
+                pareto.plot_html(rows, front_ids, objectives, baseline, folder / "pareto.html")
+                pareto.plot_hypervolume(history, folder / "hypervolume.png")
+                store.log_artifacts(d)
+
+        if self._plots is None:
+            self._plots = BackgroundPlots()
+        self._plots.submit(draw)
+        self._last_plot = time.monotonic()
+
+    def update_pareto(self, objectives: dict[str, str], final: bool = False, plots: bool = True) -> "FrontState":
         """Bring the front up to date with the finished, feasible children; tag, measure and plot it.
 
         During the search the parent is written only when the front changes, and at least every
         PLOT_EVERY_S (each MLflow call costs the driver milliseconds per trial): the progress
         metrics (`hypervolume`, `finished_trials`, `pareto_size`, stamped when measured) wait
         until then, and the plots are redrawn on the interval only. `final` re-reads every child
-        from MLflow (the final evaluation adds test metrics) and writes everything."""
+        from MLflow (the final evaluation adds test metrics) and writes everything, the plots
+        too unless `plots` is false (they show validation results only). The plots are drawn
+        on a thread (search/background_plots.py); `finish` waits for them."""
         if final:
             self._children, self._front = None, None
         touched, hv = self._advance_front(objectives)
@@ -386,16 +411,16 @@ class Tracker:
         finished = self._finished_count
         self.queue_parent_metrics({"hypervolume": hv, "finished_trials": finished,
                                    "pareto_size": len(front_ids)}, step=finished)
-        redraw = final or time.monotonic() - self._last_plot >= PLOT_EVERY_S
+        redraw = plots and (final or time.monotonic() - self._last_plot >= PLOT_EVERY_S)
         if redraw or front_ids != self._shown_front:
             self.client.log_batch(self.parent_run_id,  # one round trip: the queued metrics and the description
                                   metrics=self._take_pending_parent_metrics(),
                                   tags=[RunTag(NOTE_TAG, self._description(front, finished, hv, final))])
             with tempfile.TemporaryDirectory() as d:
                 (Path(d) / "pareto.csv").write_text(pareto.front_csv(front))
-                if redraw:
-                    self._plot(objectives, front_ids, Path(d))
-                self.client.log_artifacts(self.parent_run_id, d)
+                self._parent_artifacts().log_artifacts(d)
+            if redraw:
+                self._plot(objectives, front_ids)
             self._shown_front = front_ids
         return FrontState(front, finished, hv)
 

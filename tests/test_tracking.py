@@ -53,8 +53,8 @@ def test_a_trial_is_one_child_run_with_its_files_and_few_mlflow_calls(tracker, c
     assert child.data.params["ratio"] == "0.5" and child.data.metrics["robust_acc"] == 0.32
     assert {a.path for a in client.list_artifacts(run_id)} == {"model.pt", "metrics.json"}
     # the child: create, params and metrics, end; the front's two changed tags; the parent:
-    # progress and description, and pareto.csv. No run is read back.
-    assert calls == {"create_run": 1, "log_batch": 2, "set_terminated": 1, "set_tag": 2, "log_artifacts": 1}
+    # progress and description (pareto.csv goes straight to its artifact store). No run is read back.
+    assert calls == {"create_run": 1, "log_batch": 2, "set_terminated": 1, "set_tag": 2}
 
 
 def test_the_front_views_are_rewritten_when_the_front_changes(tracker, calls, tmp_path):
@@ -119,3 +119,70 @@ def test_the_front_kept_trial_by_trial_is_the_front_of_every_trial(tracker, tmp_
     assert tagged == expected
     final = tracker.update_pareto(OBJECTIVES, final=True)  # re-read from MLflow: the same front
     assert {row["run_id"] for row in final.front} == expected and final.hypervolume == state.hypervolume
+
+
+def test_plots_are_drawn_off_the_callers_thread_and_the_parent_ends_after_them(tracker, tmp_path, monkeypatch):
+    """A redraw returns at once (Tune's event loop does not wait on matplotlib); `finish`
+    waits for it, so an ended parent run carries its plots."""
+    import threading
+    import time
+
+    from search import pareto
+
+    drawn_on = []
+    real_plot_png = pareto.plot_png
+
+    def slow_plot_png(*args):
+        time.sleep(1.0)
+        drawn_on.append(threading.current_thread())
+        real_plot_png(*args)
+
+    monkeypatch.setattr(pareto, "plot_png", slow_plot_png)
+    log(tracker, tmp_path, "t1", 500.0, 0.3)
+    started = time.perf_counter()
+    tracker.update_pareto(OBJECTIVES)  # the first front: a redraw
+    assert time.perf_counter() - started < 0.8
+    tracker.finish()
+    assert drawn_on and drawn_on[0] is not threading.main_thread()
+    client = MlflowClient(tracker.tracking_uri)
+    assert {"pareto.png", "pareto.html", "hypervolume.png", "pareto.csv"} <= {
+        a.path for a in client.list_artifacts(tracker.parent_run_id)}
+    assert client.get_run(tracker.parent_run_id).info.status == "FINISHED"
+
+
+def test_a_failed_drawing_is_a_warning_and_a_newer_redraw_still_lands(tracker, tmp_path, monkeypatch, capsys):
+    from search import pareto
+
+    real_plot_png, failures = pareto.plot_png, []
+
+    def failing_once(*args):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("no fonts")
+        real_plot_png(*args)
+
+    monkeypatch.setattr(pareto, "plot_png", failing_once)
+    log(tracker, tmp_path, "t1", 500.0, 0.3)
+    tracker.update_pareto(OBJECTIVES)
+    tracker.finish()  # waits for the failed drawing: a warning, the run still ends
+    assert "WARNING: the parent run's plots were not updated (RuntimeError('no fonts'))" in capsys.readouterr().out
+    client = MlflowClient(tracker.tracking_uri)
+    assert "pareto.png" not in {a.path for a in client.list_artifacts(tracker.parent_run_id)}
+    log(tracker, tmp_path, "t2", 400.0, 0.35)
+    tracker.update_pareto(OBJECTIVES, final=True)
+    tracker.finish()
+    assert "pareto.png" in {a.path for a in client.list_artifacts(tracker.parent_run_id)}
+
+
+def test_a_redraw_still_waiting_is_superseded_by_a_newer_one():
+    import threading
+
+    from search.background_plots import BackgroundPlots
+
+    plots, ran, release = BackgroundPlots(), [], threading.Event()
+    plots.submit(lambda: (release.wait(5), ran.append("first")))
+    plots.submit(lambda: ran.append("stale"))  # waits behind the first, then a newer one replaces it
+    plots.submit(lambda: ran.append("newest"))
+    release.set()
+    plots.wait()
+    assert ran == ["first", "newest"]

@@ -1,5 +1,5 @@
 """Search methods side by side on the quickstart problem (MNIST-5k, LeNet, 2 workers):
-random, TPE and NSGA-II, each with and without MO-ASHA, several seeds, the same number of
+random, GP, TPE and NSGA-II, each with and without MO-ASHA, several seeds, the same number of
 trials and the same wall-clock cap (a method that stops trials early ends sooner). Real
 trials through the real driver; the numbers come from each search's MLflow parent run
 (hypervolume after every finished trial, with its timestamp).
@@ -11,7 +11,7 @@ fixes the baseline, so the comparison is within a seed), and efficiency (trial a
 evaluation compute / (workers x search wall time); in brackets, trial compute alone).
 Saves the table (--out) and hypervolume_vs_time.png beside it.
 
-    make bench-search                                      # 5 seeds, 32 trials, 6 methods
+    make bench-search                                      # 5 seeds, 32 trials, 8 methods
     python bench/bench_search.py --seeds 2 --methods random,nsga2+mo_asha --budget-s 120
     python bench/bench_search.py --seed-list 3,4 --table-seeds 0,1,2,3,4   # add seeds to a work folder
 """
@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "robustprune")
-METHODS = ["random", "tpe", "nsga2", "random+mo_asha", "tpe+mo_asha", "nsga2+mo_asha"]
+METHODS = ["random", "gp", "tpe", "nsga2", "random+mo_asha", "gp+mo_asha", "tpe+mo_asha", "nsga2+mo_asha"]
 # The final test evaluation is not what is compared: keep it short.
 FIXED = ["failures.max_retries=0", "evaluation.test_size=100",
          "evaluation.final_attacks=[{name: fgsm, eps: 0.05}]", "evaluation.eps_grid=[0.05]"]

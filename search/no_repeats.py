@@ -5,16 +5,23 @@ sampler is told that point's objectives, no trial runs) and the sampler is asked
 a proposal equal to a point still running is told as failed and redrawn. The cache is
 part of the searcher's state, so it travels in Tune's experiment checkpoint and survives
 `resume`. Ratios are quantised by `space.ratio_step`, so "equal" means equal to the step.
+
+A model-based sampler (GP) can keep proposing the optimum of its model after that point
+is measured: past STUCK_AFTER known proposals in a row, a random point not yet measured
+is put to the study (Optuna's enqueue_trial) and becomes the next proposal.
 """
 from __future__ import annotations
 
 import copy
+import random
 
 from ray.tune.search import Searcher
 
 from .config import sampled_point
+from .space import SearchSpace
 
 MAX_REDRAWS = 64  # after as many known points in a row, run the last one anyway
+STUCK_AFTER = 8  # known proposals in a row before a random unmeasured point is enqueued
 
 
 def point_key(config: dict) -> tuple:
@@ -24,10 +31,14 @@ def point_key(config: dict) -> tuple:
 
 
 class NoRepeats(Searcher):
-    def __init__(self, searcher: Searcher, objective_keys: list[str]):
+    def __init__(self, searcher: Searcher, objective_keys: list[str], space: SearchSpace | None = None,
+                 seed: int = 0):
+        """`space`: where unmeasured points are drawn from when the sampler is stuck on known
+        ones (`searcher` an OptunaSearch); without it, known proposals are redrawn only."""
         super().__init__(metric=searcher.metric, mode=searcher.mode)
         self.searcher = searcher
         self.objective_keys = objective_keys
+        self.space, self.rng = space, random.Random(seed)
         self.measured: dict[tuple, dict] = {}  # point -> its objective values
         self.running: dict[str, tuple[str, tuple]] = {}  # Tune trial id -> (inner trial id, point)
         self.answered_from_cache = 0
@@ -53,6 +64,18 @@ class NoRepeats(Searcher):
                       f"its cached result, no trial runs", flush=True)
             else:
                 self.searcher.on_trial_complete(inner_id, error=True)
+            if attempt + 1 >= STUCK_AFTER:
+                self._enqueue_unmeasured_point()
+
+    def _enqueue_unmeasured_point(self) -> None:
+        if self.space is None:
+            return
+        known = set(self.measured) | {key for _, key in self.running.values()}
+        for _ in range(1000):  # rejection sampling: the space may be far too large to enumerate
+            params = self.space.random_params(self.rng)
+            if point_key(self.space.point_of(params)) not in known:
+                self.searcher._ot_study.enqueue_trial(params)  # Ray's OptunaSearch: its Optuna study
+                return
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.running:

@@ -216,7 +216,8 @@ def _searcher(cfg: SearchConfig, name: str, tracker: Tracker, warm: list[Measure
     study_storage = cfg.resolved_optuna_storage()
     searcher = NoRepeats(OptunaSearch(space=space, metric=objective_keys, mode=list(objectives.values()),
                                       sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
-                                      storage=optuna_storage(study_storage)), objective_keys)
+                                      storage=optuna_storage(study_storage)), objective_keys,
+                         space, cfg.experiment.seed)
     tracker.set_parent_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
     if cfg.search.warm_start:
         seeded = seed_searcher(searcher, space, warm)

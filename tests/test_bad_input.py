@@ -64,7 +64,7 @@ CASES = [
     ("spatial-rotation", _run("attacks=[{name: spatial, params: {max_rotation: 181}}]"), {},
      "attacks.0: params.max_rotation: got 181"),
     ("eps-grid", _run("evaluation.eps_grid=[0.1, 3]"), {}, "evaluation.eps_grid.1: got 3; allowed: <= 1"),
-    ("sampler", _run("search.sampler=grid"), {}, "search.sampler: invalid value 'grid'; allowed: 'nsga2', 'tpe'"),
+    ("sampler", _run("search.sampler=grid"), {}, "search.sampler: invalid value 'grid'; allowed: 'gp', 'random', 'tpe' or 'nsga2'"),
     ("scheduler", _run("search.scheduler=hyperband"), {}, "search.scheduler: invalid value 'hyperband'; allowed: "
                                                          "'fifo' or 'mo_asha'"),
     ("reduction-factor", _run("search.scheduler=mo_asha", "search.reduction_factor=1"), {},

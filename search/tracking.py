@@ -412,7 +412,7 @@ class Tracker:
         self.queue_parent_metrics({"hypervolume": hv, "finished_trials": finished,
                                    "pareto_size": len(front_ids)}, step=finished)
         redraw = plots and (final or time.monotonic() - self._last_plot >= PLOT_EVERY_S)
-        if redraw or front_ids != self._shown_front:
+        if final or redraw or front_ids != self._shown_front:
             self.client.log_batch(self.parent_run_id,  # one round trip: the queued metrics and the description
                                   metrics=self._take_pending_parent_metrics(),
                                   tags=[RunTag(NOTE_TAG, self._description(front, finished, hv, final))])

@@ -186,3 +186,19 @@ def test_a_redraw_still_waiting_is_superseded_by_a_newer_one():
     release.set()
     plots.wait()
     assert ran == ["first", "newest"]
+
+
+def test_the_update_after_the_final_evaluation_rewrites_the_front_views_without_redrawing(tracker, calls, tmp_path):
+    """The front is the same before and after the final evaluation, but its test columns are
+    new: the description and pareto.csv are rewritten; the plots (validation only) are not."""
+    run_id = log(tracker, tmp_path, "t1", 500.0, 0.3)
+    tracker.update_pareto(OBJECTIVES, final=True)
+    tracker.log_final_evaluation(run_id, {"test_robust_acc": 0.271, "test_clean_acc": 0.812})
+    redraws = []
+    tracker._plot = lambda *args: redraws.append(args)
+    tracker.update_pareto(OBJECTIVES, final=True, plots=False)
+    tracker.finish()
+    client = MlflowClient(tracker.tracking_uri)
+    assert "0.271" in client.get_run(tracker.parent_run_id).data.tags[NOTE_TAG]
+    assert "0.271" in open(client.download_artifacts(tracker.parent_run_id, "pareto.csv", str(tmp_path))).read()
+    assert redraws == []

@@ -32,6 +32,7 @@ from .lock import search_lock
 from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
 from .preflight import preflight, wait_for_cluster_resources
+from .prestarted_workers import use_prestarted_workers
 from .report import log_report
 from .space import SearchSpace, make_sampler, optuna_storage
 from .storage import read_bytes, write_bytes
@@ -56,6 +57,7 @@ class SearchOutcome:
 
 
 def init_ray(address: str | None) -> None:
+    use_prestarted_workers()
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
 

@@ -1,5 +1,4 @@
-"""What the search's Ray workers run: the Tune trainable, and one part of a model's final
-evaluation.
+"""What the search's trial actors run: the Tune trainable.
 
 Kept apart from the driver's modules (MLflow, Optuna, plotting), so that a fresh Ray
 worker imports what it needs and nothing more.
@@ -8,17 +7,14 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import ray
 from ray import tune
 
-from trainables.config import TrialConfig
-from trainables.store import model_from_payload, save_model
-from trainables.test_eval import FinalEvalPart, evaluate_test_part
-from trainables.train import resolve_device, use_cpus
-from trainables.trial import Baseline, Progress, load_data, run_trial
+from trainables.store import save_model
+from trainables.train import use_cpus
+from trainables.trial import Baseline, Progress, run_trial
 
 from .config import SearchConfig, sampled_point
 from .dry_run import dry_run_trial
@@ -50,12 +46,3 @@ def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None
         (Path(d) / "metrics.json").write_text(json.dumps({**m, **trial_cfg.records()}, indent=2))
         tune.report({**with_objectives(m, cfg), "final": 1, "node_id": ray.get_runtime_context().get_node_id()},
                     checkpoint=tune.Checkpoint.from_directory(d))
-
-
-def final_eval_part_task(payload: dict, trial_config: dict, cpus: float, part: int) -> tuple[FinalEvalPart, float]:
-    """Ray task body: one part of a model's final evaluation, and the seconds it took."""
-    start = time.perf_counter()
-    use_cpus(cpus)
-    cfg = TrialConfig.model_validate(trial_config)
-    result = evaluate_test_part(model_from_payload(payload), load_data(cfg), cfg, resolve_device(cfg.device), part)
-    return result, time.perf_counter() - start

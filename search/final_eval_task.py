@@ -1,0 +1,24 @@
+"""What the final evaluation's Ray tasks run: one part of one model's test evaluation.
+
+A module of its own, apart from the trainable's (which needs Ray Tune, and with it pandas:
+about a second of imports), since every task worker of the final evaluation starts cold,
+one of them after the search's last trial, while the cluster waits for it.
+"""
+from __future__ import annotations
+
+import time
+
+from trainables.config import TrialConfig
+from trainables.store import model_from_payload
+from trainables.test_eval import FinalEvalPart, evaluate_test_part
+from trainables.train import resolve_device, use_cpus
+from trainables.trial import load_data
+
+
+def final_eval_part_task(payload: dict, trial_config: dict, cpus: float, part: int) -> tuple[FinalEvalPart, float]:
+    """Ray task body: one part of a model's final evaluation, and the seconds it took."""
+    start = time.perf_counter()
+    use_cpus(cpus)
+    cfg = TrialConfig.model_validate(trial_config)
+    result = evaluate_test_part(model_from_payload(payload), load_data(cfg), cfg, resolve_device(cfg.device), part)
+    return result, time.perf_counter() - start

@@ -39,7 +39,8 @@ from .storage import read_bytes, write_bytes
 from .tracking import Tracker
 from .trial_logger import TrialLogger
 from .trial_worker import pruning_trial
-from .warm_start import MeasuredPoint, measured_points, seed_searcher
+from .logged_trials import LoggedTrials, MeasuredPoint
+from .warm_start import measured_points
 
 SEARCH_FILE = "robustprune_search.json"  # in the experiment folder: what `resume` needs
 
@@ -152,8 +153,9 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
         finished = sum(r.checkpoint is not None for r in grid)
         out_of_time = cfg.search.time_budget_s is not None and tune_wall_s >= cfg.search.time_budget_s
         # Interrupted (Ctrl+C, a lost driver) may leave trials neither terminated nor errored.
+        # A resumed search also counts the trials it adopted (logged after Tune's checkpoint).
         complete = not interrupted and grid.num_terminated + errored == len(grid) and (
-            len(grid) >= cfg.search.num_samples or out_of_time)
+            len(grid) + len(_logged_outside(grid, tracker, cfg)) >= cfg.search.num_samples or out_of_time)
         front = tracker.update_pareto(cfg.search.objectives, final=True).front  # its plots: drawn meanwhile
         started = time.monotonic()
         # An unfinished search gets no final evaluation: what was started early is cancelled.
@@ -172,6 +174,12 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
     tracker.finish("FINISHED" if complete else "KILLED")
     return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri,
                          finished, errored, front, complete)
+
+
+def _logged_outside(grid: tune.ResultGrid, tracker: Tracker, cfg: SearchConfig) -> set[str]:
+    """Trial ids the tracker logged (finished or stopped early) that Tune's results lack."""
+    logged = LoggedTrials(tracker.tracking_uri, tracker.experiment_id, tracker.parent_run_id, cfg.search.objectives)
+    return set(logged.read()) - {r.metrics.get("trial_id") for r in grid}
 
 
 def _slots(cfg: SearchConfig) -> int:
@@ -219,10 +227,11 @@ def _searcher(cfg: SearchConfig, name: str, tracker: Tracker, warm: list[Measure
     searcher = NoRepeats(OptunaSearch(space=space, metric=objective_keys, mode=list(objectives.values()),
                                       sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
                                       storage=optuna_storage(study_storage)), objective_keys,
-                         space, cfg.experiment.seed)
+                         space, cfg.experiment.seed, cfg.search.num_samples,
+                         LoggedTrials(tracker.tracking_uri, tracker.experiment_id, tracker.parent_run_id, objectives))
     tracker.set_parent_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
     if cfg.search.warm_start:
-        seeded = seed_searcher(searcher, space, warm)
+        seeded = searcher.add_measured(warm)
         tracker.log_parent_metrics({"warm_start_points": seeded})
         print(f"[robustprune] warm start: {seeded} measured points of '{cfg.search.warm_start}' seed the "
               f"sampler ({len(warm) - seeded} outside this space)", flush=True)

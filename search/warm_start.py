@@ -10,25 +10,13 @@ earlier front stays on the earlier parent run.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
-from ray.tune.search.optuna import OptunaSearch
-
 from .config import ConfigError, SearchConfig
-from .no_repeats import NoRepeats, point_key
-from .pareto import objective_values
-from .space import SearchSpace
+from .logged_trials import MeasuredPoint, measured_point
 from .tracking import Tracker, find_parent_run, flatten
 
 FIELD = "search.warm_start"
-
-
-@dataclass(frozen=True)
-class MeasuredPoint:
-    point: dict  # granularity, criterion, ratio, iterations, finetune_epochs
-    objectives: dict[str, float]  # objective_<metric> -> value, as the searcher was told
 
 
 def measured_points(tracking_uri: str, cfg: SearchConfig) -> list[MeasuredPoint]:
@@ -47,31 +35,5 @@ def measured_points(tracking_uri: str, cfg: SearchConfig) -> list[MeasuredPoint]
         if parent.data.params.get(key) != value:
             raise ConfigError(f"{FIELD}: '{name}' searched {key}={parent.data.params.get(key)} but this search has "
                               f"{key}={value}; allowed: a search of the same model, data and objectives")
-    points = []
-    for run in Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id).child_runs("FINISHED"):
-        p = run.data.params
-        point = {"granularity": p["granularity"], "criterion": p["criterion"], "ratio": float(p["ratio"]),
-                 "iterations": int(p["iterations"]), "finetune_epochs": int(p["finetune_epochs"])}
-        feasible = run.data.tags.get("feasible", "true") == "true"
-        points.append(MeasuredPoint(point, objective_values(run.data.metrics, cfg.search.objectives, feasible)))
-    return points
-
-
-def seed_searcher(searcher: NoRepeats, space: SearchSpace, points: list[MeasuredPoint]) -> int:
-    """Tell the searcher the points as finished trials; returns how many fit this space."""
-    inner: OptunaSearch = searcher.searcher
-    study = inner._ot_study  # Ray's OptunaSearch takes no finished trials with a define-by-run space
-    generation_key = getattr(study.sampler, "_get_generation_key", None)  # genetic samplers: generation 0
-    added = 0
-    for measured in points:
-        try:
-            trial = optuna.trial.create_trial(
-                params=space.params_of(measured.point), distributions=space.distributions(),
-                values=[measured.objectives[k] for k in searcher.objective_keys],
-                system_attrs={generation_key(): 0} if generation_key else None)
-        except ValueError:  # outside this search's space
-            continue
-        study.add_trial(trial)
-        searcher.measured[point_key(measured.point)] = dict(measured.objectives)
-        added += 1
-    return added
+    children = Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id).child_runs("FINISHED")
+    return [measured_point(run, cfg.search.objectives) for run in children]

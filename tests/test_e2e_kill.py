@@ -57,10 +57,13 @@ def _assert_every_trial_logged_once(uri: str, experiment: str) -> None:
 def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path):
     cfg = tiny_config(tmp_path, "killdriver", N)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Tune then checkpoints its experiment once, at the start: every trial logged before the
+    # kill is newer than the state `resume` restores (the race of a short trial, made certain).
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "3600"}
     with open(tmp_path / "driver.log", "w") as log:
-        driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait(lambda: _finished_children(uri, "killdriver") >= 2, 600, "two finished trials")
+        _wait(lambda: _finished_children(uri, "killdriver") >= 3, 600, "three finished trials")
         session = os.path.realpath("/tmp/ray/session_latest")
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
@@ -76,7 +79,11 @@ def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path):
                                         in partial.stderr), partial.stderr
     proc = run_cli("resume", experiment_path, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "logged after Tune's last checkpoint: counted, and their points not measured again" in proc.stdout
     _assert_every_trial_logged_once(uri, "killdriver")
+    _, children = search_runs(uri, "killdriver")
+    points = [tuple(c.data.params[k] for k in ("criterion", "ratio", "iterations")) for c in children]
+    assert len(set(points)) == N, points  # no point measured twice
     # the killed driver's local Ray (raylet, GCS, agents) is gone, not left running
     _wait(lambda: not _processes_matching(os.path.basename(session)), 120, f"processes of {session} to exit")
 

@@ -61,3 +61,52 @@ def test_the_cache_survives_the_checkpoint_state_round_trip():
     restored = _searcher(["space.criteria=[l1, random]", "space.ratio=[0.2, 0.6]", "space.ratio_step=0.1"])
     restored.set_state(searcher.get_state())
     assert restored.measured == searcher.measured and point_key(config) in restored.measured
+
+
+def test_a_restored_searcher_adopts_trials_logged_after_its_checkpoint(tmp_path):
+    """A driver killed just after MLflow logged a short trial: Tune's checkpoint predates
+    that trial, and `resume` must neither measure its point again nor run more trials."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from search.logged_trials import LoggedTrials
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("adopt")
+    parent = client.create_run(experiment_id).info.run_id
+    logged = LoggedTrials(uri, experiment_id, parent, {"flops": "min", "robust_acc": "max"})
+    overrides = ["space.criteria=[l1, random]", "space.ratio=[0.2, 0.6]", "space.ratio_step=0.1", "space.iterations=1"]
+
+    def searcher():
+        s = _searcher(overrides, "random")
+        s.total, s.logged = 6, logged
+        return s
+
+    def log(trial_id, config):
+        run = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent, "ray_trial_id": trial_id})
+        point, values = sampled_point(config), _objectives(config)
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in point.items()],
+                         metrics=[Metric(k.removeprefix("objective_"), v, 0, 0) for k, v in values.items()],
+                         tags=[RunTag("feasible", "true")])
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+    live = searcher()
+    configs = {t: live.suggest(t) for t in ("t0", "t1")}
+    checkpoint = live.get_state()  # Tune's last periodic checkpoint: t0 and t1 running
+    configs["t2"] = live.suggest("t2")
+    for t in ("t0", "t2"):  # t2 started, ended and was logged after the checkpoint; then the driver died
+        live.on_trial_complete(t, result=_objectives(configs[t]))
+        log(t, configs[t])
+
+    restored = searcher()
+    restored.set_state(checkpoint)
+    proposals = []
+    while isinstance(config := restored.suggest(f"r{len(proposals)}"), dict):
+        proposals.append(point_key(config))
+    assert restored.adopted == 1  # t2 only: t0 was running in the checkpoint, and Tune reruns it
+    assert point_key(configs["t2"]) in restored.measured
+    assert len(proposals) == 3  # 2 trials in the checkpoint + t2 + 3 new = the 6 asked for
+    assert point_key(configs["t2"]) not in proposals
+    told = [t for t in restored.searcher._ot_study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert any(t.values == list(_objectives(configs["t2"]).values()) for t in told)  # the sampler knows t2

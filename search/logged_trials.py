@@ -1,0 +1,47 @@
+"""A search's logged trials read back from MLflow as measured points: for a warm start
+(an earlier search's) and for `resume` (this search's, where Tune's checkpoint is older)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .pareto import objective_values
+from .tracking import Tracker
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    point: dict  # granularity, criterion, ratio, iterations, finetune_epochs
+    objectives: dict[str, float]  # objective_<metric> -> value, as the searcher was told
+
+
+def measured_point(run, objectives: dict[str, str]) -> MeasuredPoint:
+    """The point and objective values of a finished child run."""
+    p = run.data.params
+    point = {"granularity": p["granularity"], "criterion": p["criterion"], "ratio": float(p["ratio"]),
+             "iterations": int(p["iterations"]), "finetune_epochs": int(p["finetune_epochs"])}
+    feasible = run.data.tags.get("feasible", "true") == "true"
+    return MeasuredPoint(point, objective_values(run.data.metrics, objectives, feasible))
+
+
+@dataclass(frozen=True)
+class LoggedTrials:
+    """Where a search logs its trials: small and picklable, so the searcher can carry it
+    into Tune's checkpoint and read the tracker back on `resume`."""
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    objectives: dict[str, str]
+
+    def read(self) -> dict[str, MeasuredPoint | None]:
+        """Ray trial id -> measured point of every trial logged as finished, or None for one
+        stopped early by mo_asha (it used a trial, but has no objective values)."""
+        out = {}
+        for run in Tracker(self.tracking_uri, self.experiment_id, self.parent_run_id).child_runs():
+            trial_id = run.data.tags.get("ray_trial_id")
+            if trial_id is None:
+                continue
+            if run.info.status == "FINISHED":
+                out[trial_id] = measured_point(run, self.objectives)
+            elif run.info.status == "KILLED" and run.data.tags.get("stopped_early") == "true":
+                out[trial_id] = None
+        return out

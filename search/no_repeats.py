@@ -116,7 +116,9 @@ class NoRepeats(Searcher):
         return copy.deepcopy(state)
 
     def set_state(self, state: dict) -> None:
-        self.__dict__.update(state)
+        # A search started by an earlier release has none of the adoption fields: it adopts nothing.
+        self.__dict__.update({"total": None, "logged": None, "suggested": 0, "completed": set(), "adopted": 0,
+                              **state})
         self._restored = True  # adopted on the next call, after Tune has restored the inner searcher too
 
     def add_measured(self, points: list[MeasuredPoint]) -> int:

@@ -110,3 +110,16 @@ def test_a_restored_searcher_adopts_trials_logged_after_its_checkpoint(tmp_path)
     assert point_key(configs["t2"]) not in proposals
     told = [t for t in restored.searcher._ot_study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert any(t.values == list(_objectives(configs["t2"]).values()) for t in told)  # the sampler knows t2
+
+
+def test_a_state_saved_by_an_earlier_release_restores_and_adopts_nothing():
+    searcher = _searcher(["space.criteria=[l1, random]", "space.ratio=[0.2, 0.6]", "space.ratio_step=0.1"])
+    config = searcher.suggest("t0")
+    searcher.on_trial_complete("t0", result=_objectives(config))
+    old_state = {k: v for k, v in searcher.get_state().items()
+                 if k not in ("total", "logged", "suggested", "completed", "adopted")}
+    restored = _searcher(["space.criteria=[l1, random]", "space.ratio=[0.2, 0.6]", "space.ratio_step=0.1"])
+    for name in ("total", "logged", "suggested", "completed", "adopted"):
+        delattr(restored, name)  # as unpickled from that release's tuner.pkl
+    restored.set_state(old_state)
+    assert isinstance(restored.suggest("t1"), dict) and restored.adopted == 0

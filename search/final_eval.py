@@ -18,8 +18,8 @@ from trainables.store import payload_digest
 from trainables.test_eval import join_test_parts, part_count
 
 from .config import SearchConfig
-from .tracking import Tracker
 from .final_eval_task import final_eval_part_task
+from .tracking import Tracker
 
 DONE_METRIC = "test_robust_acc"  # present on a run once its final evaluation is logged
 COMPUTE_METRIC = "test_eval_seconds"  # the worker time a model's final evaluation took, all parts together

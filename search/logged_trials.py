@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .pareto import objective_values
-from .tracking import Tracker
+from .tracking import TRIAL_TAG, Tracker, stopped_early
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,20 @@ class LoggedTrials:
     parent_run_id: str
     objectives: dict[str, str]
 
+    @classmethod
+    def of(cls, tracker: Tracker, objectives: dict[str, str]) -> "LoggedTrials":
+        return cls(tracker.tracking_uri, tracker.experiment_id, tracker.parent_run_id, objectives)
+
     def read(self) -> dict[str, MeasuredPoint | None]:
         """Ray trial id -> measured point of every trial logged as finished, or None for one
         stopped early by mo_asha (it used a trial, but has no objective values)."""
         out = {}
         for run in Tracker(self.tracking_uri, self.experiment_id, self.parent_run_id).child_runs():
-            trial_id = run.data.tags.get("ray_trial_id")
+            trial_id = run.data.tags.get(TRIAL_TAG)
             if trial_id is None:
                 continue
             if run.info.status == "FINISHED":
                 out[trial_id] = measured_point(run, self.objectives)
-            elif run.info.status == "KILLED" and run.data.tags.get("stopped_early") == "true":
+            elif stopped_early(run):
                 out[trial_id] = None
         return out

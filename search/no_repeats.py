@@ -52,8 +52,7 @@ class NoRepeats(Searcher):
         self.running: dict[str, tuple[str, tuple]] = {}  # Tune trial id -> (inner trial id, point)
         self.answered_from_cache = 0
         self.total, self.logged = total, logged
-        self.suggested = 0  # trials given a point
-        self.completed: set[str] = set()  # Tune trial ids told complete
+        self.completed: set[str] = set()  # Tune trial ids told complete, and those adopted
         self.adopted = 0  # trials logged after the checkpoint this searcher was restored from
         self._restored = False
 
@@ -62,7 +61,7 @@ class NoRepeats(Searcher):
 
     def suggest(self, trial_id: str):
         self._adopt_logged_trials()
-        if self.total is not None and self.suggested + self.adopted >= self.total:
+        if self.total is not None and len(self.running) + len(self.completed) >= self.total:  # trials used
             return Searcher.FINISHED
         for attempt in range(MAX_REDRAWS):
             inner_id = trial_id if attempt == 0 else f"{trial_id}~{attempt}"  # the inner searcher's ids are single-use
@@ -73,7 +72,6 @@ class NoRepeats(Searcher):
             busy = key in {k for _, k in self.running.values()}
             if attempt == MAX_REDRAWS - 1 or (key not in self.measured and not busy):
                 self.running[trial_id] = (inner_id, key)
-                self.suggested += 1
                 return config
             if key in self.measured:
                 self.searcher.on_trial_complete(inner_id, result=self.measured[key])
@@ -117,8 +115,7 @@ class NoRepeats(Searcher):
 
     def set_state(self, state: dict) -> None:
         # A search started by an earlier release has none of the adoption fields: it adopts nothing.
-        self.__dict__.update({"total": None, "logged": None, "suggested": 0, "completed": set(), "adopted": 0,
-                              **state})
+        self.__dict__.update({"total": None, "logged": None, "completed": set(), "adopted": 0, **state})
         self._restored = True  # adopted on the next call, after Tune has restored the inner searcher too
 
     def add_measured(self, points: list[MeasuredPoint]) -> int:

@@ -29,6 +29,7 @@ from .baseline import baseline_test_metrics, get_baseline
 from .config import SearchConfig
 from .final_eval import FrontEvaluation, measure_on_test
 from .lock import search_lock
+from .logged_trials import LoggedTrials, MeasuredPoint
 from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
 from .preflight import preflight, wait_for_cluster_resources
@@ -39,7 +40,6 @@ from .storage import read_bytes, write_bytes
 from .tracking import Tracker
 from .trial_logger import TrialLogger
 from .trial_worker import pruning_trial
-from .logged_trials import LoggedTrials, MeasuredPoint
 from .warm_start import measured_points
 
 SEARCH_FILE = "robustprune_search.json"  # in the experiment folder: what `resume` needs
@@ -155,7 +155,8 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
         # Interrupted (Ctrl+C, a lost driver) may leave trials neither terminated nor errored.
         # A resumed search also counts the trials it adopted (logged after Tune's checkpoint).
         complete = not interrupted and grid.num_terminated + errored == len(grid) and (
-            len(grid) + len(_logged_outside(grid, tracker, cfg)) >= cfg.search.num_samples or out_of_time)
+            out_of_time or len(grid) >= cfg.search.num_samples
+            or len(grid) + len(_logged_outside(grid, tracker, cfg)) >= cfg.search.num_samples)
         front = tracker.update_pareto(cfg.search.objectives, final=True).front  # its plots: drawn meanwhile
         started = time.monotonic()
         # An unfinished search gets no final evaluation: what was started early is cancelled.
@@ -178,8 +179,7 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
 
 def _logged_outside(grid: tune.ResultGrid, tracker: Tracker, cfg: SearchConfig) -> set[str]:
     """Trial ids the tracker logged (finished or stopped early) that Tune's results lack."""
-    logged = LoggedTrials(tracker.tracking_uri, tracker.experiment_id, tracker.parent_run_id, cfg.search.objectives)
-    return set(logged.read()) - {r.metrics.get("trial_id") for r in grid}
+    return set(LoggedTrials.of(tracker, cfg.search.objectives).read()) - {r.metrics.get("trial_id") for r in grid}
 
 
 def _slots(cfg: SearchConfig) -> int:
@@ -228,7 +228,7 @@ def _searcher(cfg: SearchConfig, name: str, tracker: Tracker, warm: list[Measure
                                       sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
                                       storage=optuna_storage(study_storage)), objective_keys,
                          space, cfg.experiment.seed, cfg.search.num_samples,
-                         LoggedTrials(tracker.tracking_uri, tracker.experiment_id, tracker.parent_run_id, objectives))
+                         LoggedTrials.of(tracker, objectives))
     tracker.set_parent_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
     if cfg.search.warm_start:
         seeded = searcher.add_measured(warm)

@@ -177,8 +177,7 @@ class Tracker:
         if self._children is None:
             self._children = {}
             for run in self.child_runs():
-                stopped = run.info.status == "KILLED" and run.data.tags.get("stopped_early") == "true"
-                if run.info.status not in ("FINISHED", "FAILED") and not stopped:
+                if run.info.status not in ("FINISHED", "FAILED") and not stopped_early(run):
                     self.client.delete_run(run.info.run_id)
                 elif TRIAL_TAG in run.data.tags:
                     self._children[run.data.tags[TRIAL_TAG]] = ChildRecord.of(run)
@@ -446,6 +445,11 @@ class FrontState:
     front: list[dict]  # rows of the front, best robust accuracy first
     finished: int  # finished child runs so far
     hypervolume: float
+
+
+def stopped_early(run) -> bool:
+    """A child run of a trial that mo_asha stopped (KILLED on purpose, not a lost trial)."""
+    return run.info.status == "KILLED" and run.data.tags.get("stopped_early") == "true"
 
 
 def child_run_name(params: dict) -> str:

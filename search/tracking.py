@@ -99,9 +99,7 @@ class Tracker:
         tracker = cls(tracking_uri, exp_id, run.info.run_id)
         with tracker.ending_on_error():
             flat = {**flatten(config), **flatten(records, "resolved.")}
-            params = [Param(k[:250], v[:6000]) for k, v in flat.items()]
-            for i in range(0, len(params), 100):
-                client.log_batch(run.info.run_id, params=params[i:i + 100])
+            client.log_batch(run.info.run_id, params=[Param(k[:250], v[:6000]) for k, v in flat.items()])
             tracker._log_metrics(run.info.run_id, {f"{k}_baseline": v for k, v in
                                                    numeric_metrics(baseline_metrics).items()})
             with tempfile.TemporaryDirectory() as d:
@@ -159,8 +157,7 @@ class Tracker:
         items = [Metric(k, v, now, step) for k, v in metrics.items()]
         if run_id == self.parent_run_id:
             items = self._take_pending_parent_metrics() + items
-        for i in range(0, len(items), 500):
-            self.client.log_batch(run_id, metrics=items[i:i + 500])
+        self.client.log_batch(run_id, metrics=items)  # MlflowClient splits it into batches MLflow takes
 
     # ------------------------------------------------------------------ child runs
     def child_runs(self, status: str | None = None) -> list:

@@ -98,6 +98,24 @@ def test_queued_parent_metrics_ride_with_the_next_front_update_and_none_is_lost(
     assert client.get_run(tracker.parent_run_id).info.status == "FINISHED"
 
 
+def test_more_queued_parent_metrics_than_one_mlflow_batch_takes_are_all_written(tracker, tmp_path):
+    """Many short trials between two parent writes queue more metrics than MLflow takes in one
+    batch (1,000): MlflowClient.log_batch splits them, so the tracker sends each queue in one call."""
+    for step in range(1, 301):  # 300 trials' driver cost and progress, 5 metrics each
+        tracker.queue_parent_metrics({"driver_bookkeeping_ms": step, "driver_rss_mb": 1.0, "hypervolume": 0.1,
+                                      "finished_trials": step, "pareto_size": 1}, step=step)
+    log(tracker, tmp_path, "t1", 500.0, 0.3)
+    tracker.update_pareto(OBJECTIVES, plots=False)  # the front changes: the queue goes out with the description
+    client = MlflowClient(tracker.tracking_uri)
+    history = client.get_metric_history(tracker.parent_run_id, "driver_bookkeeping_ms")
+    assert sorted(m.step for m in history) == list(range(1, 301))
+    assert "Hypervolume" in client.get_run(tracker.parent_run_id).data.tags[NOTE_TAG]
+    for step in range(301, 601):  # and the same through the flush at the search's end
+        tracker.queue_parent_metrics({f"m{i}": 0.0 for i in range(5)}, step=step)
+    tracker.finish()
+    assert len(client.get_metric_history(tracker.parent_run_id, "m4")) == 300
+
+
 def test_the_front_kept_trial_by_trial_is_the_front_of_every_trial(tracker, tmp_path):
     """The front is advanced with each trial's point (a dominated point never comes back);
     it must match the front and hypervolume recomputed from every child, and the tags."""

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test bench bench-criteria bench-driver bench-search clean
+.PHONY: install demo test test-quick bench bench-criteria bench-driver bench-search clean
 
 install: $(STAMP)
 
@@ -26,8 +26,17 @@ $(STAMP):
 demo: install
 	$(VENV)/bin/robustprune run configs/quickstart.yaml
 
+# Two pytest workers (most e2e time is waiting on Ray, MLflow and subprocesses), tests that
+# share one search kept on one worker (xdist_group); then the `serial` tests alone.
+PYTEST_PARALLEL := $(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
+
 test: install
-	$(PY) -m pytest -q
+	$(PYTEST_PARALLEL) -m "not serial"
+	$(PY) -m pytest -q -m serial --durations=5
+
+# The unit tests: no Ray cluster, no MLflow server, no browser, no CLI subprocess.
+test-quick: install
+	$(PYTEST_PARALLEL) -m "not e2e and not serial"
 
 bench: install
 	$(PY) bench/bench_trial.py

@@ -1,8 +1,17 @@
-"""Shared pieces of the end-to-end tests: a tiny real search config and MLflow queries."""
+"""Shared pieces of the end-to-end tests: a tiny real search config, the CLI (as a
+subprocess, or in-process where the process itself is not under test), MLflow queries and
+the processes a driver started."""
+import contextlib
+import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -38,6 +47,24 @@ def run_cli(*args, cwd, timeout=900, env=None):
     return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def call_cli(capsys, *args) -> CliResult:
+    """The CLI's `main` in this process: the same code as the command, without the seconds a
+    fresh interpreter spends importing torch and MLflow. For commands that start no Ray."""
+    from search.cli import main
+
+    capsys.readouterr()  # what earlier steps printed
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return CliResult(code, out, err)
+
+
 def search_runs(uri: str, experiment: str):
     """(parent run, child runs) of the newest search of the experiment."""
     client = MlflowClient(uri)
@@ -47,3 +74,72 @@ def search_runs(uri: str, experiment: str):
     parent = max(parents, key=lambda r: r.info.start_time)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     return parent, children
+
+
+@dataclass
+class FinishedSearch:
+    """A search that ran to its end through the CLI, and what it left."""
+    tmp: Path
+    cfg: Path
+    proc: subprocess.CompletedProcess
+    uri: str
+    parent: object
+    children: list
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float, log: Path | None = None) -> None:
+    """Until `url` answers 200; fails if the serving process exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} never answered" + (f": {log.read_text()[-3000:]}" if log else ""))
+            time.sleep(0.3)
+
+
+def wait_until(predicate, timeout: float, what: str, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process started below `pid` (a driver's local Ray, its workers), still alive."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return psutil.Process(pid).children(recursive=True)
+    return []
+
+
+def trial_workers(pid: int) -> list[psutil.Process]:
+    """The Ray worker processes running Tune trials under the driver with this pid (their
+    process title names the method they run). Scoped to that driver: other tests' Ray
+    clusters may run beside it."""
+    workers = []
+    for child in descendants(pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.name().startswith("ray::ImplicitFunc") or "ImplicitFunc.train" in " ".join(child.cmdline()):
+                workers.append(child)
+    return workers
+
+
+def finished_children(uri: str, experiment: str) -> int:
+    client = MlflowClient(uri)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+    except Exception:  # the store is not created yet
+        return 0
+    if exp is None:
+        return 0
+    return len(client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != '' and "
+                                                       "attributes.status = 'FINISHED'"))
+

@@ -2,33 +2,23 @@
 search opens on its runs, the children are named by what they tried, the parent's
 description shows the front, and the offline report plots one point per finished trial.
 Screenshots are kept under each test's temp folder."""
-import os
 import re
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from browser import Browser
-from e2e_helpers import CLI, run_cli, search_runs, tiny_config
+from e2e_helpers import call_cli
 
-pytestmark = pytest.mark.e2e
-EXPERIMENT = "browser"
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("search")]
+EXPERIMENT = "e2e"
 
 
-@pytest.fixture(scope="module")
-def search(tmp_path_factory):
-    """A finished tiny search (real trials) in its own sqlite store."""
-    tmp = tmp_path_factory.mktemp("browser-search")
-    proc = run_cli("run", str(tiny_config(tmp, EXPERIMENT, 4)), cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    parent, children = search_runs(uri, EXPERIMENT)
-    return {"tmp": tmp, "uri": uri, "parent": parent, "children": children}
+@pytest.fixture
+def search(finished_search):
+    """The session's finished search (real trials) in its own sqlite store."""
+    s = finished_search
+    return {"tmp": s.tmp, "uri": s.uri, "parent": s.parent, "children": s.children}
 
 
 @pytest.fixture
@@ -36,33 +26,6 @@ def browser(tmp_path):
     b = Browser(tmp_path / "chromium-profile")
     yield b
     b.close()
-
-
-@pytest.fixture(scope="module")
-def mlflow_ui(search):
-    """`robustprune ui` (a real MLflow server) on a free port: its base URL and the link it
-    prints to the search's runs, which is what a user opens."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = search["tmp"] / "ui.log"
-    with log.open("w") as err:
-        server = subprocess.Popen([CLI, "ui", "--tracking-uri", search["uri"], "--port", str(port)],
-                                  cwd=search["tmp"], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-    link = next(line.split(": ", 1)[1] for line in log.read_text().splitlines()
-                if line.startswith("the search's runs: "))
-    yield {"base": url, "runs": link}
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
 
 
 def test_the_experiment_opens_on_its_runs_named_by_what_they_tried(search, mlflow_ui, browser, tmp_path):
@@ -101,10 +64,10 @@ def test_the_parent_run_page_shows_the_front_table(search, mlflow_ui, browser, t
     browser.screenshot(tmp_path / "parent-run.png")
 
 
-def test_the_offline_report_plots_one_point_per_finished_trial(search, browser, tmp_path):
+def test_the_offline_report_plots_one_point_per_finished_trial(search, browser, tmp_path, capsys):
     out = tmp_path / "report.html"
-    proc = subprocess.run([CLI, "report", "--tracking-uri", search["uri"], "--experiment", EXPERIMENT,
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = call_cli(capsys, "report", "--tracking-uri", search["uri"], "--experiment", EXPERIMENT,
+                    "--run-id", search["parent"].info.run_id, "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text()
     assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)="(https?:)?//', html)  # opens offline

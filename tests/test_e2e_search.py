@@ -1,7 +1,10 @@
-"""A real search: local Ray, sqlite MLflow, trained LeNet on embedded digits, real attacks."""
+"""A real search (the session's `finished_search`: local Ray, sqlite MLflow, trained LeNet on
+embedded digits, real attacks) and what the commands that read it make of it. `pareto` and
+`export` run in-process (`call_cli`): the same `main`, without an interpreter start per call."""
 import itertools
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -10,25 +13,20 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from e2e_helpers import run_cli, search_runs, tiny_config
+from conftest import SEARCH_MAX_CLEAN_DROP as DROP
+from conftest import SEARCH_TRIALS as N
+from e2e_helpers import call_cli, run_cli, search_runs
 from trainables.data import load_dataset
 from trainables.train import accuracy
 
-pytestmark = pytest.mark.e2e
-N = 6
-DROP = 0.03  # trials losing more clean accuracy are infeasible: never on the front
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("search")]
 TRIAL_PARAMS = {"criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed"}
 
 
-@pytest.fixture(scope="module")
-def search(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("search")
-    cfg = tiny_config(tmp, "e2e", N, search={"max_clean_acc_drop": DROP})
-    proc = run_cli("run", str(cfg), cwd=tmp)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    parent, children = search_runs(uri, "e2e")
-    return tmp, cfg, proc, uri, parent, children
+@pytest.fixture
+def search(finished_search):
+    s = finished_search
+    return s.tmp, s.cfg, s.proc, s.uri, s.parent, s.children
 
 
 def test_one_parent_and_n_finished_children(search):
@@ -119,9 +117,9 @@ def test_hypervolume_is_logged_per_trial_and_never_decreases(search):
     assert values[-1] > 0
 
 
-def test_pareto_command_prints_the_front(search):
+def test_pareto_command_prints_the_front(search, capsys):
     tmp, _, _, uri, _, children = search
-    proc = run_cli("pareto", "--experiment", "e2e", "--tracking-uri", uri, cwd=tmp, timeout=120)
+    proc = call_cli(capsys, "pareto", "--experiment", "e2e", "--tracking-uri", uri)
     assert proc.returncode == 0, proc.stderr
     front = [c for c in children if c.data.tags["pareto"] == "true"]
     assert f"{len(front)} models" in proc.stdout
@@ -131,13 +129,13 @@ def test_pareto_command_prints_the_front(search):
         assert f"{c.data.metrics['test_robust_acc']:.3f}" in proc.stdout
 
 
-def test_export_writes_loadable_files_and_registers(search):
+def test_export_writes_loadable_files_and_registers(search, capsys):
     tmp, _, _, uri, _, children = search
     front = [c for c in children if c.data.tags["pareto"] == "true"]
     budget = sorted(c.data.metrics["flops"] for c in front)[0]  # only the cheapest front model fits
     out = tmp / "export"
-    proc = run_cli("export", "--experiment", "e2e", "--tracking-uri", uri, "--max-flops", str(budget),
-                   "--format", "torchscript,onnx,state_dict", "--out", str(out), cwd=tmp, timeout=300)
+    proc = call_cli(capsys, "export", "--experiment", "e2e", "--tracking-uri", uri, "--max-flops", budget,
+                    "--format", "torchscript,onnx,state_dict", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((out / "model_card.json").read_text())
     chosen = next(c for c in front if c.info.run_id == card["source_run_id"])
@@ -175,24 +173,23 @@ def test_export_writes_loadable_files_and_registers(search):
     assert np.allclose(registered.predict(x.numpy()), scripted(x).detach().numpy(), atol=1e-5)
 
 
-def test_export_with_no_fitting_model_fails_cleanly(search):
+def test_export_with_no_fitting_model_fails_cleanly(search, capsys):
     tmp, _, _, uri, _, _ = search
     out = tmp / "nothing"
-    proc = run_cli("export", "--experiment", "e2e", "--tracking-uri", uri, "--max-flops", "1",
-                   "--out", str(out), cwd=tmp, timeout=120)
+    proc = call_cli(capsys, "export", "--experiment", "e2e", "--tracking-uri", uri, "--max-flops", "1",
+                    "--out", out)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("robustprune: error: no model on the front fits flops <= 1")
     assert not out.exists()
 
 
-def test_pareto_and_export_name_a_bad_run_id_in_one_line(search):
+def test_pareto_and_export_name_a_bad_run_id_in_one_line(search, capsys):
     tmp, _, _, uri, _, children = search
     for run_id, message in [("deadbeef", "run-id: no run 'deadbeef'"),
                             (children[0].info.run_id,
                              f"run-id: run '{children[0].info.run_id}' is not a robustprune search")]:
         for command in (["pareto"], ["export", "--out", str(tmp / "never")]):
-            proc = run_cli(*command, "--experiment", "e2e", "--tracking-uri", uri, "--run-id", run_id, cwd=tmp,
-                           timeout=120)
+            proc = call_cli(capsys, *command, "--experiment", "e2e", "--tracking-uri", uri, "--run-id", run_id)
             assert proc.returncode == 2 and proc.stderr.startswith(f"robustprune: error: {message}"), proc.stderr
             assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp / "never").exists()
@@ -202,21 +199,21 @@ def _versions(uri):
     return sorted(int(v.version) for v in MlflowClient(uri).search_model_versions("name='e2e-pruned'"))
 
 
-def test_export_never_mixes_two_models_in_one_folder(search):
+def test_export_never_mixes_two_models_in_one_folder(search, capsys):
     tmp, _, _, uri, _, _ = search
     out = tmp / "export-twice"
     common = ["export", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(out)]
-    assert run_cli(*common, "--format", "torchscript,onnx,state_dict", cwd=tmp, timeout=300).returncode == 0
+    assert call_cli(capsys, *common, "--format", "torchscript,onnx,state_dict").returncode == 0
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     versions = _versions(uri)
 
-    refused = run_cli(*common, "--format", "state_dict", "--max-flops", "1e12", cwd=tmp, timeout=120)
+    refused = call_cli(capsys, *common, "--format", "state_dict", "--max-flops", "1e12")
     assert refused.returncode == 2
     assert refused.stderr.strip() == (f"robustprune: error: --out: '{out}' is not empty; "
                                       f"pass --force to replace it whole")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first and _versions(uri) == versions
 
-    replaced = run_cli(*common, "--format", "state_dict", "--force", cwd=tmp, timeout=300)
+    replaced = call_cli(capsys, *common, "--format", "state_dict", "--force")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["model.pt", "model_card.json"]  # nothing of the first
     card = json.loads((out / "model_card.json").read_text())
@@ -224,7 +221,7 @@ def test_export_never_mixes_two_models_in_one_folder(search):
 
     a_file = tmp / "a-file"
     a_file.write_text("x")
-    proc = run_cli("export", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(a_file), cwd=tmp, timeout=120)
+    proc = call_cli(capsys, "export", "--experiment", "e2e", "--tracking-uri", uri, "--out", a_file)
     assert proc.returncode == 2 and "is a file" in proc.stderr and a_file.read_text() == "x"
 
 
@@ -255,49 +252,28 @@ def test_failed_registration_leaves_no_folder_and_no_version(search, monkeypatch
 
 
 def test_second_search_reuses_the_baseline(search):
+    """Same settings, another experiment (the shared search stays the newest of "e2e"); its
+    one trial a no-op (`search.dry_run`): what is checked happens before the trials."""
     tmp, cfg, first, uri, _, _ = search
-    proc = run_cli("run", str(cfg), "--set", "search.num_samples=1", cwd=tmp)
+    proc = run_cli("run", str(cfg), "--set", "search.num_samples=1", "--set", "experiment.name=e2e-again",
+                   "--set", "search.dry_run=true", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(trained)" in first.stdout and "(reused)" in proc.stdout
-    parent, children = search_runs(uri, "e2e")
+    parent, children = search_runs(uri, "e2e-again")
     assert len(children) == 1 and parent.info.status == "FINISHED"
 
 
-def test_ui_serves_the_store_on_loopback(search):
-    import os
-    import signal
-    import socket
-    import subprocess
-    import time
-    import urllib.request
-
-    from e2e_helpers import CLI
-
+def test_ui_serves_the_store_on_loopback(search, mlflow_ui, capsys):
     tmp, _, _, uri, _, _ = search
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([CLI, "ui", "--tracking-uri", uri, "--port", str(port)], cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline, body = time.time() + 90, None
-        while body is None and time.time() < deadline and proc.poll() is None:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name"
-                                             "?experiment_name=e2e")
-                body = json.loads(urllib.request.urlopen(req, timeout=2).read())
-            except OSError:
-                time.sleep(0.5)
-        assert body is not None, "the UI did not answer"
-        assert body["experiment"]["name"] == "e2e"
-        # a second UI on the same port: one line, exit 2 (not a server that dies behind exit 0)
-        busy = subprocess.run([CLI, "ui", "--tracking-uri", uri, "--port", str(port)], cwd=tmp, capture_output=True,
-                              text=True, timeout=60)
-        assert busy.returncode == 2 and busy.stderr.startswith(f"robustprune: error: port: cannot serve on "
-                                                               f"127.0.0.1:{port}")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the UI and its workers: the group we started
-        proc.wait(timeout=30)
+    assert mlflow_ui["base"].startswith("http://127.0.0.1:")
+    req = urllib.request.Request(f"{mlflow_ui['base']}/api/2.0/mlflow/experiments/get-by-name?experiment_name=e2e")
+    body = json.loads(urllib.request.urlopen(req, timeout=10).read())
+    assert body["experiment"]["name"] == "e2e"
+    # a second UI on the same port: one line, exit 2 (not a server that dies behind exit 0)
+    busy = call_cli(capsys, "ui", "--tracking-uri", uri, "--port", mlflow_ui["port"])
+    assert busy.returncode == 2 and busy.stderr.startswith(f"robustprune: error: port: cannot serve on "
+                                                           f"127.0.0.1:{mlflow_ui['port']}")
+    assert len(busy.stderr.strip().splitlines()) == 1
 
 
 def test_worker_time_is_accounted_on_the_parent(search):

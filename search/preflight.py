@@ -117,9 +117,9 @@ def check_local_resources(cfg: SearchConfig, cpus: int, gpus: int) -> None:
                           f"{cpus} CPU(s); allowed here: <= {cpus}")
 
 
-def wait_for_cluster_resources(cfg: SearchConfig, cluster_resources, log=print) -> None:
+def wait_for_cluster_resources(cfg: SearchConfig, cluster_resources, log=print, poll_s: float = 5.0) -> None:
     """On a cluster (maybe autoscaling), wait up to resources.wait_timeout_s for one trial's
-    CPUs/GPUs to exist; `cluster_resources()` returns Ray's totals."""
+    CPUs/GPUs to exist; `cluster_resources()` returns Ray's totals, asked every `poll_s`."""
     need = {"CPU": cfg.resources.cpus_per_trial, "GPU": cfg.resources.gpus_per_trial}
 
     def missing() -> dict:
@@ -136,7 +136,7 @@ def wait_for_cluster_resources(cfg: SearchConfig, cluster_resources, log=print) 
             raise ConfigError(f"resources: the cluster never offered {short} per trial within "
                               f"resources.wait_timeout_s={cfg.resources.wait_timeout_s:g}; lower "
                               f"resources.cpus_per_trial/gpus_per_trial or add nodes")
-        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
 
 
 def preflight(cfg: SearchConfig, address: str | None, tracking_uri: str | None = None) -> None:

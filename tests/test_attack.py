@@ -91,6 +91,7 @@ def test_zero_budget_is_clean_accuracy_and_accuracy_never_rises_with_budget(trai
 
 def test_l2_budget_discards_farther_examples(trained):
     model, subset, k = trained
+    subset = subset.subset(24, 0)  # DeepFool runs image by image: a third of the images show it
     unbounded = evaluate_robustness(model, [spec("deepfool", steps=20)], subset, k, CPU).metrics()["robust_acc"]
     tiny = evaluate_robustness(model, [spec("deepfool", 0.05, steps=20)], subset, k, CPU).metrics()["robust_acc"]
     adv = adversarial_examples(model, spec("deepfool", 0.5, steps=20), subset.x, subset.y, k, 0)

@@ -118,20 +118,17 @@ def test_layer_scores_do_not_encode_depth(synthetic_resnet20):
     assert all(0 <= v <= 1 for v in ranks.values())  # a fraction of the largest possible rank
 
 
-@pytest.fixture(scope="module")
-def digits_models():
-    """LeNet, ResNet-20, VGG-16-BN and MobileNetV2 each trained for an epoch on the embedded digits."""
-    models = {}
-    for name in ("lenet", "resnet20", "vgg16_bn", "mobilenetv2"):
-        cfg = TrialConfig(dataset="digits", model=name, baseline={"epochs": 1, "lr": 0.05}, eval_size=8,
-                          latency_repeats=1, attacks=[{"name": "fgsm", "eps": 0.1}])
-        models[name] = (cfg, train_baseline(cfg))
-    return models
+def _trained_on_digits(name: str):
+    """The model trained for an epoch on the embedded digits (each test trains only its own:
+    the parametrized tests may run in different pytest workers)."""
+    cfg = TrialConfig(dataset="digits", model=name, baseline={"epochs": 1, "lr": 0.05}, eval_size=8,
+                      latency_repeats=1, attacks=[{"name": "fgsm", "eps": 0.1}])
+    return cfg, train_baseline(cfg)
 
 
 @pytest.mark.parametrize("model_name", ["lenet", "resnet20", "vgg16_bn", "mobilenetv2"])
-def test_every_filter_criterion_prunes_the_same_architecture(digits_models, model_name):
-    cfg, baseline = digits_models[model_name]
+def test_every_filter_criterion_prunes_the_same_architecture(model_name):
+    cfg, baseline = _trained_on_digits(model_name)
     data = load_data(cfg)
     calib = data.train.subset(2, 1)  # tiny: only the coverage matters here, and ablations cost
     costs = {}

@@ -3,49 +3,33 @@
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import psutil
 import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from e2e_helpers import CLI, run_cli, search_runs, tiny_config
+from e2e_helpers import CLI, free_port, run_cli, search_runs, tiny_config, trial_workers, wait_for_http
 from search.config import load_config
 from search.runner import run_search
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
+    """A real `mlflow server` starting in the background: (its process, its URI). The test
+    waits for it once its Ray cluster is up, so the two start-ups overlap."""
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("mlflow server did not come up") from None
-                time.sleep(0.5)
-        yield uri
+        yield proc, f"http://127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: the group we started
         proc.wait(timeout=30)
@@ -54,21 +38,23 @@ def mlflow_server(tmp_path):
 def test_search_spreads_over_two_nodes_and_logs_to_mlflow_server(tmp_path, mlflow_server):
     from ray.cluster_utils import Cluster
 
+    server, uri = mlflow_server
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     try:
-        cfg = load_config(tiny_config(tmp_path, "cluster", 4, experiment={"tracking_uri": mlflow_server}))
+        wait_for_http(f"{uri}/health", server, 90)
+        cfg = load_config(tiny_config(tmp_path, "cluster", 4, experiment={"tracking_uri": uri}))
         outcome = run_search(cfg, address=cluster.address)
     finally:
         ray.shutdown()
         cluster.shutdown()
     assert outcome.complete and outcome.finished == 4
-    parent, children = search_runs(mlflow_server, "cluster")
+    parent, children = search_runs(uri, "cluster")
     assert parent.info.status == "FINISHED" and len(children) == 4
     used = {c.data.tags["ray_node_id"] for c in children}
     assert used == {w.node_id for w in workers}  # both worker nodes ran trials; the 0-CPU head none
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(uri)
     assert {"model.pt", "metrics.json"} <= {a.path for a in client.list_artifacts(children[0].info.run_id)}
 
 
@@ -115,16 +101,6 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     assert "already logged" not in resumed.stdout
 
 
-def _trial_workers(pid: int) -> list:
-    """The Ray worker processes running Tune trials under the driver with this pid."""
-    workers = []
-    for child in psutil.Process(pid).children(recursive=True):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if child.name().startswith("ray::ImplicitFunc"):
-                workers.append(child)
-    return workers
-
-
 def test_ctrl_c_once_every_trial_has_started_leaves_the_search_unfinished(tmp_path):
     """Tune ends its fit on SIGINT as if done and marks the running trials TERMINATED: with
     every trial created, only the driver can tell that the search was cut short."""
@@ -134,9 +110,9 @@ def test_ctrl_c_once_every_trial_has_started_leaves_the_search_unfinished(tmp_pa
     proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 300
-        while len(_trial_workers(proc.pid)) < 2 and time.time() < deadline and proc.poll() is None:
+        while len(trial_workers(proc.pid)) < 2 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        assert len(_trial_workers(proc.pid)) == 2, "never saw both trials running"
+        assert len(trial_workers(proc.pid)) == 2, "never saw both trials running"
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=180)
@@ -169,7 +145,7 @@ def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):
     try:
         deadline = time.time() + 300
         while killed is None and time.time() < deadline and proc.poll() is None:
-            for worker in _trial_workers(proc.pid)[:1]:
+            for worker in trial_workers(proc.pid)[:1]:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     worker.kill()
                     killed = worker.pid

@@ -1,35 +1,32 @@
 """Hard-kill drills on a real search (local Ray, sqlite MLflow, real trials): SIGKILL of
 the driver, then `resume`; SIGKILL of a trial's worker process. Neither loses a trial nor
 logs one twice, and the killed driver's Ray processes do not outlive the resume."""
+import contextlib
 import os
+import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
+import psutil
 import pytest
-from mlflow.tracking import MlflowClient
 
-from e2e_helpers import CLI, run_cli, search_runs, tiny_config
+from e2e_helpers import (CLI, call_cli, descendants, finished_children, run_cli, search_runs, tiny_config,
+                         trial_workers, wait_until)
 
 pytestmark = pytest.mark.e2e
 N = 6
 
 
-def _finished_children(uri: str, experiment: str) -> int:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return 0
-    return len(client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != '' and "
-                                                       "attributes.status = 'FINISHED'"))
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+def _ray_session(driver_pid: int) -> str:
+    """The session of the local Ray this driver started (its GCS server names it): other
+    tests' clusters may run beside it, so never /tmp/ray/session_latest."""
+    for proc in descendants(driver_pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found = re.search(r"session_\d{4}-\d\d-\d\d_[\d-]+_\d+_\d+", " ".join(proc.cmdline()))
+            if found:
+                return found[0]
+    raise AssertionError(f"driver {driver_pid} started no local Ray")
 
 
 def _processes_matching(text: str) -> list[int]:
@@ -54,7 +51,7 @@ def _assert_every_trial_logged_once(uri: str, experiment: str) -> None:
     assert all("test_robust_acc" in c.data.metrics for c in children if c.data.tags["pareto"] == "true")
 
 
-def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path):
+def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path, capsys):
     cfg = tiny_config(tmp_path, "killdriver", N)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # Tune then checkpoints its experiment once, at the start: every trial logged before the
@@ -63,17 +60,17 @@ def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path):
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait(lambda: _finished_children(uri, "killdriver") >= 3, 600, "three finished trials")
-        session = os.path.realpath("/tmp/ray/session_latest")
+        wait_until(lambda: finished_children(uri, "killdriver") >= 3, 600, "three finished trials", every=0.5)
+        session = _ray_session(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
     finally:
         if driver.poll() is None:
             driver.kill()
-    assert _finished_children(uri, "killdriver") < N  # killed mid-search
+    assert finished_children(uri, "killdriver") < N  # killed mid-search
     parent, _ = search_runs(uri, "killdriver")
     experiment_path = parent.data.tags["experiment_path"]
-    partial = run_cli("pareto", "--experiment", "killdriver", "--tracking-uri", uri, cwd=tmp_path, timeout=120)
+    partial = call_cli(capsys, "pareto", "--experiment", "killdriver", "--tracking-uri", uri)
     assert partial.returncode == 0 and (f"note: the search is not finished (its driver died); this front is "
                                         f"partial; continue it with: robustprune resume {experiment_path}"
                                         in partial.stderr), partial.stderr
@@ -85,7 +82,7 @@ def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path):
     points = [tuple(c.data.params[k] for k in ("criterion", "ratio", "iterations")) for c in children]
     assert len(set(points)) == N, points  # no point measured twice
     # the killed driver's local Ray (raylet, GCS, agents) is gone, not left running
-    _wait(lambda: not _processes_matching(os.path.basename(session)), 120, f"processes of {session} to exit")
+    wait_until(lambda: not _processes_matching(session), 120, f"processes of {session} to exit", every=0.5)
 
 
 def test_sigkill_of_a_trial_worker_is_retried_and_logged_once(tmp_path):
@@ -94,11 +91,11 @@ def test_sigkill_of_a_trial_worker_is_retried_and_logged_once(tmp_path):
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
-        # a worker inside a trial (its process title names the method it runs)
-        _wait(lambda: _finished_children(uri, "killworker") >= 1 and _processes_matching("ImplicitFunc.train"),
-              600, "a running trial worker")
-        victims = _processes_matching("ImplicitFunc.train")[:1]  # one worker dies; its neighbour works on
-        os.kill(victims[0], signal.SIGKILL)
+        # a worker inside a trial, of this driver
+        wait_until(lambda: finished_children(uri, "killworker") >= 1 and trial_workers(driver.pid), 600,
+                   "a running trial worker")
+        victims = trial_workers(driver.pid)[:1]  # one worker dies; its neighbour works on
+        victims[0].kill()
         assert driver.wait(900) == 0, (tmp_path / "driver.log").read_text()[-3000:]
     finally:
         if driver.poll() is None:

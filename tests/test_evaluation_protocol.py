@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from trainables.data import load_dataset
 from trainables.store import load_model
 
+pytestmark = pytest.mark.e2e  # real `robustprune trial` processes: not in make test-quick
 CLI = [str(Path(sys.executable).parent / "robustprune")]
 EPS, PATCH, FILLS = 0.1, 3, (0.0, 0.5, 1.0)
 

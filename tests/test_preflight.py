@@ -1,5 +1,6 @@
 """Preflight: a search that cannot record its results or never gets its resources fails in
-one line, exit 2, before Ray, the baseline or any MLflow run (real CLI, real files)."""
+one line, exit 2, before Ray, the baseline or any MLflow run (the CLI's `main` in-process,
+real files; tests/test_search_config.py runs the command itself as a subprocess)."""
 import json
 import os
 import socket
@@ -8,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import ray
 
+from e2e_helpers import call_cli
 from search.config import ConfigError, load_config
 from search.preflight import wait_for_cluster_resources
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = str(Path(sys.executable).parent / "robustprune")
 
 
 def _closed_port() -> int:
@@ -38,18 +40,18 @@ CASES = [
 
 @pytest.mark.parametrize("override, message", CASES, ids=["server-down", "scheme", "corrupt-sqlite",
                                                           "sqlite-folder", "storage", "gpus", "cpus"])
-def test_search_that_cannot_run_fails_before_ray(tmp_path, override, message):
+def test_search_that_cannot_run_fails_before_ray(tmp_path, override, message, monkeypatch, capsys):
     work = tmp_path / "work"
     work.mkdir()
+    monkeypatch.chdir(work)
     setting = override(tmp_path)
     if setting.startswith("resources.gpus") and _has_gpu():
         setting = "resources.gpus_per_trial=4096"
-    proc = subprocess.run([CLI, "run", str(ROOT / "configs" / "quickstart.yaml"), "--set", setting], cwd=work,
-                          capture_output=True, text=True, timeout=120)
+    proc = call_cli(capsys, "run", ROOT / "configs" / "quickstart.yaml", "--set", setting)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("robustprune: error: ") and message in lines[0], lines
-    assert "Ray" not in proc.stdout + proc.stderr
+    assert "Ray" not in proc.stdout + proc.stderr and not ray.is_initialized()
     assert list(work.iterdir()) == []  # no mlflow.db, no storage folder, nothing
 
 
@@ -58,9 +60,8 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def test_pareto_on_a_server_that_is_down_is_one_line_in_seconds(tmp_path):
-    proc = subprocess.run([CLI, "pareto", "--tracking-uri", f"http://127.0.0.1:{_closed_port()}"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+def test_pareto_on_a_server_that_is_down_is_one_line_in_seconds(tmp_path, capsys):
+    proc = call_cli(capsys, "pareto", "--tracking-uri", f"http://127.0.0.1:{_closed_port()}")
     assert proc.returncode == 2 and "no MLflow server answers" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -69,13 +70,13 @@ def test_cluster_wait_ends_when_resources_appear_or_fails_at_the_timeout():
     cfg = load_config(None, ["resources.gpus_per_trial=1", "resources.wait_timeout_s=30"])
     offers = iter([{"CPU": 2}, {"CPU": 2}, {"CPU": 2, "GPU": 1}])
     lines = []
-    wait_for_cluster_resources(cfg, lambda: next(offers), log=lines.append)  # autoscaler adds a GPU node
+    wait_for_cluster_resources(cfg, lambda: next(offers), log=lines.append, poll_s=0.05)  # autoscaler adds a GPU node
     assert len(lines) == 1 and "waiting up to 30 s" in lines[0]
 
     cfg = load_config(None, ["resources.gpus_per_trial=1", "resources.wait_timeout_s=0.2"])
     with pytest.raises(ConfigError, match=r"^resources: the cluster never offered 1 GPU per trial within "
                                           r"resources.wait_timeout_s=0.2"):
-        wait_for_cluster_resources(cfg, lambda: {"CPU": 8}, log=lambda line: None)
+        wait_for_cluster_resources(cfg, lambda: {"CPU": 8}, log=lambda line: None, poll_s=0.05)
 
 
 def _search_folder(tmp_path) -> Path:
@@ -87,10 +88,11 @@ def _search_folder(tmp_path) -> Path:
 
 
 def test_second_driver_on_a_search_is_refused_in_one_line(tmp_path):
+    from e2e_helpers import CLI
     from search.lock import search_lock
 
     folder = _search_folder(tmp_path)
-    with search_lock(str(folder)):  # this process is the running driver
+    with search_lock(str(folder)):  # this process is the running driver; the second is a real process
         proc = subprocess.run([CLI, "resume", str(folder)], cwd=tmp_path, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 2, proc.stderr[-2000:]

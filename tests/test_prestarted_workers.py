@@ -3,11 +3,14 @@ import os
 import time
 
 import psutil
+import pytest
 import ray
 from ray import tune
 from ray.util.placement_group import placement_group, remove_placement_group
 
 from search.prestarted_workers import use_prestarted_workers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # a real local Ray; it scans every ray::IDLE on the machine
 
 
 def _idle_worker_pids() -> set[int]:

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from e2e_helpers import run_cli, search_runs, tiny_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # it times the driver: alone on the machine
 N = 200
 
 

@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.store import load_model
 
+pytestmark = pytest.mark.e2e  # the command as a subprocess: not in make test-quick
 CLI = [str(Path(sys.executable).parent / "robustprune")]
 
 

@@ -106,9 +106,13 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float, log: Path
             time.sleep(0.3)
 
 
-def wait_until(predicate, timeout: float, what: str, every: float = 0.2) -> None:
+def wait_until(predicate, timeout: float, what: str, every: float = 0.2,
+               process: subprocess.Popen | None = None) -> None:
+    """Until `predicate()`; fails at the timeout, or at once when `process` (what should make
+    it come true) has exited."""
     deadline = time.monotonic() + timeout
     while not predicate():
+        assert process is None or process.poll() is None, f"{what}: the process exited ({process.returncode}) first"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(every)
 

@@ -60,7 +60,8 @@ def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path, c
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        wait_until(lambda: finished_children(uri, "killdriver") >= 3, 600, "three finished trials", every=0.5)
+        wait_until(lambda: finished_children(uri, "killdriver") >= 3, 600, "three finished trials", every=0.5,
+                   process=driver)
         session = _ray_session(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
@@ -93,7 +94,7 @@ def test_sigkill_of_a_trial_worker_is_retried_and_logged_once(tmp_path):
     try:
         # a worker inside a trial, of this driver
         wait_until(lambda: finished_children(uri, "killworker") >= 1 and trial_workers(driver.pid), 600,
-                   "a running trial worker")
+                   "a running trial worker", process=driver)
         victims = trial_workers(driver.pid)[:1]  # one worker dies; its neighbour works on
         victims[0].kill()
         assert driver.wait(900) == 0, (tmp_path / "driver.log").read_text()[-3000:]

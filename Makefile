@@ -26,9 +26,9 @@ $(STAMP):
 demo: install
 	$(VENV)/bin/robustprune run configs/quickstart.yaml
 
-# Two pytest workers (most e2e time is waiting on Ray, MLflow and subprocesses), tests that
-# share one search kept on one worker (xdist_group); then the `serial` tests alone.
-PYTEST_PARALLEL := $(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
+# Two pytest workers (much of the e2e time is waiting on Ray, MLflow and subprocesses), the
+# tests of one file on one worker (they share its module fixtures); then the `serial` tests alone.
+PYTEST_PARALLEL := $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 test: install
 	$(PYTEST_PARALLEL) -m "not serial"

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 import yaml
@@ -76,8 +77,7 @@ def search_runs(uri: str, experiment: str):
     return parent, children
 
 
-@dataclass
-class FinishedSearch:
+class FinishedSearch(NamedTuple):
     """A search that ran to its end through the CLI, and what it left."""
     tmp: Path
     cfg: Path

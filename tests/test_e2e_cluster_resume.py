@@ -105,7 +105,7 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
 def test_ctrl_c_once_every_trial_has_started_leaves_the_search_unfinished(tmp_path):
     """Tune ends its fit on SIGINT as if done and marks the running trials TERMINATED: with
     every trial created, only the driver can tell that the search was cut short."""
-    cfg = tiny_config(tmp_path, "ctrl-c", 2, space={"finetune_epochs": 15})
+    cfg = tiny_config(tmp_path, "ctrl-c", 2, space={"finetune_epochs": 8})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     log = open(tmp_path / "run.log", "w")
     proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
@@ -137,7 +137,7 @@ def test_ctrl_c_once_every_trial_has_started_leaves_the_search_unfinished(tmp_pa
 
 def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):
     """A real fault: the trial's Ray worker process is killed mid-trial (no retries left)."""
-    cfg = tiny_config(tmp_path, "faults", 2, search={"max_concurrent": 1}, space={"finetune_epochs": 40},
+    cfg = tiny_config(tmp_path, "faults", 2, search={"max_concurrent": 1}, space={"finetune_epochs": 20},
                       failures={"max_retries": 0})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     log = open(tmp_path / "run.log", "w")

@@ -1,9 +1,16 @@
-"""A real search (the session's `finished_search`: local Ray, sqlite MLflow, trained LeNet on
-embedded digits, real attacks) and what the commands that read it make of it. `pareto` and
-`export` run in-process (`call_cli`): the same `main`, without an interpreter start per call."""
+"""One real search (local Ray, sqlite MLflow, trained LeNet on embedded digits, real attacks),
+run once for this module, and what is made of it: its runs and front, the commands that
+read it (`pareto`, `export`, `report`, `ui`; those that start no Ray run in-process through
+`call_cli`: the same `main`, without an interpreter start per call), and what a user sees in
+a real browser (headless Chromium): the MLflow UI opens on the search's runs, named by what
+they tried, the parent's page shows the front, the offline report plots one point per
+finished trial. Screenshots are kept under each browser test's temp folder."""
 import itertools
 import json
+import os
 import re
+import signal
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -13,20 +20,48 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import SEARCH_MAX_CLEAN_DROP as DROP
-from conftest import SEARCH_TRIALS as N
-from e2e_helpers import call_cli, run_cli, search_runs
+from browser import Browser
+from e2e_helpers import CLI, FinishedSearch, call_cli, free_port, run_cli, search_runs, tiny_config, wait_for_http
 from trainables.data import load_dataset
 from trainables.train import accuracy
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("search")]
+pytestmark = pytest.mark.e2e
+N = 6
+DROP = 0.03  # trials losing more clean accuracy are infeasible: never on the front
+EXPERIMENT = "e2e"
 TRIAL_PARAMS = {"criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed"}
 
 
-@pytest.fixture
-def search(finished_search):
-    s = finished_search
-    return s.tmp, s.cfg, s.proc, s.uri, s.parent, s.children
+@pytest.fixture(scope="module")
+def search(tmp_path_factory) -> FinishedSearch:
+    tmp = tmp_path_factory.mktemp("search")
+    cfg = tiny_config(tmp, EXPERIMENT, N, search={"max_clean_acc_drop": DROP})
+    proc = run_cli("run", str(cfg), cwd=tmp)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    parent, children = search_runs(uri, EXPERIMENT)
+    return FinishedSearch(tmp, cfg, proc, uri, parent, children)
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(search):
+    """`robustprune ui` (a real MLflow server) on the search's store, on a free port: its base
+    URL, port, and the link it prints to the search's runs (what a user opens)."""
+    port = free_port()
+    log = search.tmp / "ui.log"
+    with log.open("w") as err:
+        server = subprocess.Popen([CLI, "ui", "--tracking-uri", search.uri, "--experiment", EXPERIMENT,
+                                   "--port", str(port)], cwd=search.tmp, stdout=subprocess.DEVNULL, stderr=err,
+                                  start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", server, 120, log)
+        link = next(line.split(": ", 1)[1] for line in log.read_text().splitlines()
+                    if line.startswith("the search's runs: "))
+        yield {"base": url, "port": port, "runs": link}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the UI and its workers: the group we started
+        server.wait(timeout=30)
 
 
 def test_one_parent_and_n_finished_children(search):
@@ -305,3 +340,65 @@ def test_the_baseline_test_evaluation_is_cached_with_the_baseline(search):
     assert m["test_robust_acc_baseline"] == test["test_robust_acc"]
     assert m["test_clean_acc_baseline"] == test["test_clean_acc"] and test["test_eval_seconds"] > 0
     assert f"test robust {test['test_robust_acc']:.3f} (trained)" in proc.stdout
+
+
+@pytest.fixture
+def browser(tmp_path):
+    b = Browser(tmp_path / "chromium-profile")
+    yield b
+    b.close()
+
+
+def test_the_experiment_opens_on_its_runs_named_by_what_they_tried(search, mlflow_ui, browser, tmp_path):
+    parent, children = search.parent, search.children
+    experiment = MlflowClient(search.uri).get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert f"#/experiments/{parent.info.experiment_id}/runs" in mlflow_ui["runs"]
+    browser.goto(mlflow_ui["runs"])
+    browser.wait_for(f"document.body.innerText.includes({parent.info.run_name!r})")
+    text = browser.text()
+    assert "Run Name" in text and "No data available" not in text  # the runs table, not the GenAI overview
+    browser.screenshot(tmp_path / "experiment.png")
+    # expand the search's parent row: its children are listed under it, by name
+    browser.eval("document.querySelector('button[data-component-id*=\"runnamecellrenderer\"]').click()")
+    names = [c.info.run_name for c in children]
+    assert all("·filter·r" in n for n in names), names
+    assert {(c.data.tags["criterion"], c.data.tags["granularity"]) for c in children} == {
+        (c.data.params["criterion"], c.data.params["granularity"]) for c in children}
+    browser.wait_for(" && ".join(f"document.body.innerText.includes({n!r})" for n in names))
+    browser.screenshot(tmp_path / "experiment-expanded.png")
+
+
+def test_the_parent_run_page_shows_the_front_table(search, mlflow_ui, browser, tmp_path):
+    parent = MlflowClient(search.uri).get_run(search.parent.info.run_id)  # as it ended
+    front = [c for c in search.children if c.data.tags.get("pareto") == "true"]
+    assert front
+    browser.goto(f"{mlflow_ui['base']}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}")
+    browser.wait_for("document.body.innerText.includes('Hypervolume')")
+    rows = browser.wait_for("Array.from(document.querySelectorAll('table')).map(t => t.innerText)"
+                            ".filter(t => t.includes('val robust'))")
+    table = rows[0]
+    for run in front:  # one linked row per front model, with its test robust accuracy
+        assert run.info.run_id[:8] in table
+        assert f"{run.data.metrics['test_robust_acc']:.3f}" in table
+    assert browser.eval(f"document.querySelectorAll('a[href*=\"{front[0].info.run_id}\"]').length") >= 1
+    browser.screenshot(tmp_path / "parent-run.png")
+
+
+def test_the_offline_report_plots_one_point_per_finished_trial(search, browser, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    proc = call_cli(capsys, "report", "--tracking-uri", search.uri, "--experiment", EXPERIMENT,
+                    "--run-id", search.parent.info.run_id, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text()
+    assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)="(https?:)?//', html)  # opens offline
+    finished = [c for c in search.children if c.info.status == "FINISHED"]
+    front = [c for c in finished if c.data.tags.get("pareto") == "true"]
+    browser.goto(out.as_uri())
+    points = browser.wait_for("document.querySelectorAll('#front-plot .scatterlayer path.point').length")
+    assert points == len(finished) + 1  # every finished trial, and the baseline
+    assert browser.eval("document.querySelectorAll('#front tbody tr').length") == len(front)
+    assert browser.eval("document.querySelectorAll('img').length") >= 2  # hypervolume, robustness curves
+    browser.screenshot(tmp_path / "report.png")
+    logged = {a.path for a in MlflowClient(search.uri).list_artifacts(search.parent.info.run_id)}
+    assert {"report.html", "hypervolume.png", "pareto.html"} <= logged

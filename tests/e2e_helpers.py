@@ -2,7 +2,6 @@
 subprocess, or in-process where the process itself is not under test), MLflow queries and
 the processes a driver started."""
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -124,14 +123,15 @@ def descendants(pid: int) -> list[psutil.Process]:
     return []
 
 
-def trial_workers(pid: int) -> list[psutil.Process]:
-    """The Ray worker processes running Tune trials under the driver with this pid (their
-    process title names the method they run). Scoped to that driver: other tests' Ray
-    clusters may run beside it."""
+def trial_workers(pid: int, training: bool = False) -> list[psutil.Process]:
+    """The Ray worker processes of Tune trials under the driver with this pid; `training`:
+    only those inside a trial now (their process title names the method they run). Scoped
+    to that driver: other tests' Ray clusters may run beside it."""
+    title = "ray::ImplicitFunc.train" if training else "ray::ImplicitFunc"
     workers = []
     for child in descendants(pid):
         with contextlib.suppress(psutil.NoSuchProcess):
-            if child.name().startswith("ray::ImplicitFunc") or "ImplicitFunc.train" in " ".join(child.cmdline()):
+            if " ".join(child.cmdline()).startswith(title):
                 workers.append(child)
     return workers
 

@@ -1,6 +1,7 @@
 """Hard-kill drills on a real search (local Ray, sqlite MLflow, real trials): SIGKILL of
-the driver, then `resume`; SIGKILL of a trial's worker process. Neither loses a trial nor
-logs one twice, and the killed driver's Ray processes do not outlive the resume."""
+the driver, then `resume`; SIGKILL of a trial's worker process, retried, or with no retries
+left logged FAILED. No trial is lost or logged twice, and the killed driver's Ray processes
+do not outlive the resume."""
 import contextlib
 import os
 import re
@@ -93,9 +94,9 @@ def test_sigkill_of_a_trial_worker_is_retried_and_logged_once(tmp_path):
         driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
         # a worker inside a trial, of this driver
-        wait_until(lambda: finished_children(uri, "killworker") >= 1 and trial_workers(driver.pid), 600,
-                   "a running trial worker", process=driver)
-        victims = trial_workers(driver.pid)[:1]  # one worker dies; its neighbour works on
+        wait_until(lambda: finished_children(uri, "killworker") >= 1 and trial_workers(driver.pid, training=True),
+                   600, "a running trial worker", process=driver)
+        victims = trial_workers(driver.pid, training=True)[:1]  # one worker dies; its neighbour works on
         victims[0].kill()
         assert driver.wait(900) == 0, (tmp_path / "driver.log").read_text()[-3000:]
     finally:
@@ -104,3 +105,27 @@ def test_sigkill_of_a_trial_worker_is_retried_and_logged_once(tmp_path):
     assert victims
     _assert_every_trial_logged_once(uri, "killworker")
     assert "retrying" in (tmp_path / "driver.log").read_text()  # a running trial was hit, and rerun
+
+
+def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):
+    """A real fault: the trial's Ray worker process is killed mid-trial (no retries left)."""
+    cfg = tiny_config(tmp_path, "faults", 2, search={"max_concurrent": 1}, space={"finetune_epochs": 20},
+                      failures={"max_retries": 0})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: trial_workers(proc.pid, training=True), 300, "a running trial worker", process=proc)
+        trial_workers(proc.pid, training=True)[0].kill()
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    parent, children = search_runs(uri, "faults")
+    assert parent.info.status == "FINISHED"  # the search itself went on and ended
+    statuses = sorted(c.info.status for c in children)
+    assert statuses == ["FAILED", "FINISHED"]
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert failed.data.tags["error"] and failed.data.tags["pareto"] == "false"
+    assert {"criterion", "ratio", "iterations"} <= set(failed.data.params)

@@ -88,7 +88,7 @@ def test_validation_and_test_are_separate_and_recorded(trial):
 
 def test_dataset_default_eps_is_recorded_resolved(tmp_path):
     proc = subprocess.run(CLI + ["trial", "--dataset", "digits", "--epochs", "3", "--attacks", "fgsm,pgd",
-                                 "--eval-size", "30", "--test-size", "40", "--eps-grid", "0,0.05,0.1", "--quiet",
+                                 "--eval-size", "16", "--test-size", "20", "--eps-grid", "0,0.05,0.1", "--quiet",
                                  "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())
@@ -100,6 +100,6 @@ def test_dataset_default_eps_is_recorded_resolved(tmp_path):
     assert curve[0]["test_robust_acc"] == pytest.approx(m["test_clean_acc"])
     assert curve[-1]["test_robust_acc"] == pytest.approx(m["test_robust_acc"])  # same eps, same images
     assert all(b["test_robust_acc"] <= a["test_robust_acc"] for a, b in zip(curve, curve[1:]))
-    assert m["splits"]["test_eval"] == 40
+    assert m["splits"]["test_eval"] == 20
 
 

@@ -23,7 +23,8 @@ def lenet_trial(tmp_path_factory):
     out = tmp_path_factory.mktemp("trial")
     proc = run_cli("trial", "--dataset", "mnist5k", "--model", "lenet", "--criterion", "l1",
                    "--granularity", "filter", "--ratio", "0.5", "--iterations", "2",
-                   "--attacks", "fgsm,pgd", "--epochs", "2", "--eval-size", "200", "--quiet", "--out", str(out))
+                   "--attacks", "fgsm,pgd", "--epochs", "2", "--eval-size", "200", "--test-size", "200", "--quiet",
+                   "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out, json.loads((out / "metrics.json").read_text())
 
@@ -60,7 +61,8 @@ def test_model_file_loads_safely_and_flops_recount_matches(lenet_trial):
 def test_saved_baseline_is_reused(lenet_trial, tmp_path):
     out, first = lenet_trial
     proc = run_cli("trial", "--baseline", str(out / "baseline.pt"), "--criterion", "expected_abs",
-                   "--ratio", "0.3", "--eval-size", "200", "--quiet", "--out", str(tmp_path))
+                   "--ratio", "0.3", "--eval-size", "200", "--finetune-epochs", "1", "--attacks", "fgsm",
+                   "--test-size", "100", "--quiet", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["clean_acc_baseline"] == first["clean_acc_baseline"]  # same model, not retrained

@@ -28,7 +28,7 @@ demo: install
 
 # Two pytest workers (much of the e2e time is waiting on Ray, MLflow and subprocesses), the
 # tests of one file on one worker (they share its module fixtures); then the `serial` tests alone.
-PYTEST_PARALLEL := $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
+PYTEST_PARALLEL := $(PY) -m pytest -q -n 2 --dist loadfile --durations=20
 
 test: install
 	$(PYTEST_PARALLEL) -m "not serial"

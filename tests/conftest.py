@@ -9,6 +9,9 @@ import torch
 _THREADS = max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 torch.set_num_threads(_THREADS)
+# A plain ray.init() joins a `ray start`-style head running on the machine (the 2-node test's,
+# or a developer's own): every search a test starts without an address gets a Ray of its own.
+os.environ["RAY_ADDRESS"] = "local"
 
 
 @pytest.fixture(scope="session")

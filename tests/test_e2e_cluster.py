@@ -31,7 +31,6 @@ def mlflow_server(tmp_path):
         proc.wait(timeout=30)
 
 
-@pytest.mark.serial  # a `ray start`-style head: a plain ray.init() elsewhere on the machine would join it
 def test_search_spreads_over_two_nodes_and_logs_to_mlflow_server(tmp_path, mlflow_server):
     from ray.cluster_utils import Cluster
 

@@ -1,6 +1,7 @@
 """Search efficiency, end to end (local Ray, sqlite MLflow): MO-ASHA stops dominated real
-trials early; a second search, warm-started with the first one's points, proposes none of
-them again and is ended by its time budget, finished with what it measured."""
+trials early; a second search with the same settings reuses the first one's baseline, is
+warm-started with its points, proposes none of them again, and is ended by its time
+budget, finished with what it measured."""
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
@@ -21,6 +22,7 @@ def test_mo_asha_stops_dominated_trials_then_a_warm_start_continues_until_its_ti
                         search={"scheduler": "mo_asha", "reduction_factor": 2, "rung_eval_size": 60})
     proc = run_cli("run", str(first), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    first_out = proc.stdout
     parent, children = search_runs(uri, "first")
     assert parent.info.status == "FINISHED" and len(children) == 8
     stopped = [c for c in children if c.data.tags.get("stopped_early") == "true"]
@@ -46,6 +48,7 @@ def test_mo_asha_stops_dominated_trials_then_a_warm_start_continues_until_its_ti
     proc = run_cli("run", str(second), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"warm start: {len(finished)} measured points of 'first' seed the sampler" in proc.stdout
+    assert "(trained)" in first_out and "(reused)" in proc.stdout  # same settings: the first baseline
     parent2, children2 = search_runs(uri, "second")
     assert parent2.info.status == "FINISHED" and 1 <= len(children2) < 400
     assert all(c.info.status == "FINISHED" for c in children2)

@@ -286,18 +286,6 @@ def test_failed_registration_leaves_no_folder_and_no_version(search, monkeypatch
     assert not [p for p in tmp.iterdir() if p.name.startswith(".export-fails")]  # no temporary left
 
 
-def test_second_search_reuses_the_baseline(search):
-    """Same settings, another experiment (the shared search stays the newest of "e2e"); its
-    one trial a no-op (`search.dry_run`): what is checked happens before the trials."""
-    tmp, cfg, first, uri, _, _ = search
-    proc = run_cli("run", str(cfg), "--set", "search.num_samples=1", "--set", "experiment.name=e2e-again",
-                   "--set", "search.dry_run=true", cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "(trained)" in first.stdout and "(reused)" in proc.stdout
-    parent, children = search_runs(uri, "e2e-again")
-    assert len(children) == 1 and parent.info.status == "FINISHED"
-
-
 def test_ui_serves_the_store_on_loopback(search, mlflow_ui, capsys):
     tmp, _, _, uri, _, _ = search
     assert mlflow_ui["base"].startswith("http://127.0.0.1:")

@@ -1,4 +1,5 @@
 """Trial actors start in the idle workers a local Ray pre-started (a real local Ray and Tune)."""
+import contextlib
 import os
 import time
 
@@ -10,12 +11,17 @@ from ray.util.placement_group import placement_group, remove_placement_group
 
 from search.prestarted_workers import use_prestarted_workers
 
-pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # a real local Ray; it scans every ray::IDLE on the machine
+pytestmark = pytest.mark.e2e  # a real local Ray
 
 
 def _idle_worker_pids() -> set[int]:
-    return {p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
-            if p.info["cmdline"] and p.info["cmdline"][0].startswith("ray::IDLE")}
+    """The idle workers of the Ray this process started (other tests' may run beside it)."""
+    pids = set()
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.cmdline() and proc.cmdline()[0].startswith("ray::IDLE"):
+                pids.add(proc.pid)
+    return pids
 
 
 def test_trial_actors_start_in_the_workers_ray_prestarted(tmp_path, monkeypatch):

@@ -139,6 +139,12 @@ def wait_for_cluster_resources(cfg: SearchConfig, cluster_resources, log=print, 
         time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
 
 
+def starts_local_ray(address: str | None) -> bool:
+    """Whether `ray.init(address)` starts a Ray of its own on this machine: no address given
+    (nor $RAY_ADDRESS), or Ray's "local"."""
+    return (address or os.environ.get("RAY_ADDRESS") or "local") == "local"
+
+
 def preflight(cfg: SearchConfig, address: str | None, tracking_uri: str | None = None) -> None:
     """Everything that can be checked before Ray starts (ConfigError, one line); `tracking_uri`
     overrides the config's (a resumed search keeps the store it started with)."""
@@ -146,7 +152,7 @@ def preflight(cfg: SearchConfig, address: str | None, tracking_uri: str | None =
     check_storage_path(cfg.experiment.resolved_storage_path())
     if cfg.search.optuna_storage and cfg.resolved_optuna_storage():  # the default lies in folders checked above
         check_optuna_storage(cfg.search.optuna_storage)
-    if address is None and not os.environ.get("RAY_ADDRESS"):
+    if starts_local_ray(address):
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

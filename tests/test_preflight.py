@@ -115,3 +115,16 @@ def test_lock_of_a_dead_driver_on_this_host_is_taken_over(tmp_path):
     with pytest.raises(ConfigError, match="another driver \\(host another-node"):
         with search_lock(str(folder)):
             pass
+
+
+@pytest.mark.parametrize("address, env, local", [(None, None, True), (None, "local", True), ("local", None, True),
+                                                 (None, "auto", False), ("auto", None, False),
+                                                 ("10.0.0.1:6379", "local", False)])
+def test_the_local_resource_check_applies_where_ray_init_starts_its_own_ray(address, env, local, monkeypatch):
+    from search.preflight import starts_local_ray
+
+    if env is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    assert starts_local_ray(address) is local

@@ -36,7 +36,7 @@ test: install
 
 # The unit tests: no Ray cluster, no MLflow server, no browser, no CLI subprocess.
 test-quick: install
-	$(PYTEST_PARALLEL) -m "not e2e and not serial"
+	$(PYTEST_PARALLEL) -m "not e2e"
 
 bench: install
 	$(PY) bench/bench_trial.py

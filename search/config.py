@@ -380,7 +380,8 @@ def parse_overrides(overrides: list[str], flag: str = "--set") -> list[tuple[str
 
 def read_yaml_mapping(path: str | os.PathLike) -> dict:
     """A YAML file's top-level mapping; ConfigError (one line) if missing, a folder, not UTF-8
-    text, bad YAML, a key given twice, or not a mapping."""
+    text, bad YAML, a key given twice, not a mapping, or empty (a truncated or wrongly named
+    file is the usual cause; a run on every default is one key away)."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"config: {path} is a folder; give the YAML file")
@@ -390,7 +391,9 @@ def read_yaml_mapping(path: str | os.PathLike) -> dict:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"config: {path} is not UTF-8 text (a YAML file is expected)") from None
-    data = parse_yaml(text, f"config: {path}") or {}
+    data = parse_yaml(text, f"config: {path}")
+    if data is None or data == {}:
+        raise ConfigError(f"config: {path} is empty (no keys); set at least one, e.g. experiment.name")
     if not isinstance(data, dict):
         raise ConfigError(f"config: {path} must hold a mapping of keys to values")
     return data

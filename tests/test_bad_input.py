@@ -111,6 +111,11 @@ CASES = [
     ("config-tab", ["run", "{tmp}/c.yaml"], {"c.yaml": b"experiment:\n\tname: x\n"}, "YAML syntax error at line 2"),
     ("config-binary", ["run", "{tmp}/c.yaml"], {"c.yaml": b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00"}, "is not UTF-8 text"),
     ("config-list", ["run", "{tmp}/c.yaml"], {"c.yaml": b"- just\n- a list\n"}, "must hold a mapping of keys to values"),
+    ("config-empty", ["run", "{tmp}/c.yaml"], {"c.yaml": b""}, "config: {tmp}/c.yaml is empty (no keys)"),
+    ("config-only-comments", ["run", "{tmp}/c.yaml"], {"c.yaml": b"# search: {num_samples: 4}\n\n"}, "is empty (no keys)"),
+    ("config-empty-mapping", ["run", "{tmp}/c.yaml"], {"c.yaml": b"{}\n"}, "is empty (no keys)"),
+    ("trial-config-empty", ["trial", "--config", "{tmp}/t.yaml", "--out", "{tmp}/out"], {"t.yaml": b""},
+     "config: {tmp}/t.yaml is empty (no keys)"),
     ("config-bad-value", ["run", "{tmp}/c.yaml"], {"c.yaml": b"search: {num_samples: -3}\n"},
      "search.num_samples: got -3; allowed: >= 1"),
     # ---- run: preflight (tracking store, storage, resources) ------------------------------

@@ -87,6 +87,7 @@ def _search_folder(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.e2e  # the second driver is a real `robustprune resume` process
 def test_second_driver_on_a_search_is_refused_in_one_line(tmp_path):
     from e2e_helpers import CLI
     from search.lock import search_lock

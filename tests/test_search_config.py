@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
 from search.config import load_config
 from search.space import SAMPLERS, SearchSpace, make_sampler
@@ -38,6 +39,7 @@ def test_overrides_keep_types_and_merge_ranges():
     assert cfg.space.criteria == ["l1", "hrank"]
 
 
+@pytest.mark.e2e  # the command as a process
 def test_cli_bad_config_exits_2_before_ray_or_mlflow(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("experiment: {name: bad}\nsearch: {num_samples: 0}\n")
@@ -122,3 +124,11 @@ def test_baseline_key_covers_device_amp_and_validation_split():
     # what does not change the baseline does not change the key: pruning fields, AMP on CPU
     assert baseline_key(base.model_copy(update={"ratio": 0.7}), "cpu") == baseline_key(base, "cpu")
     assert baseline_key(base.model_copy(update={"amp": True}), "cpu") == baseline_key(base, "cpu")
+
+
+def test_a_config_of_one_key_runs_with_every_other_default(tmp_path):
+    """An empty file is refused (tests/test_bad_input.py); every default stays one key away."""
+    path = tmp_path / "one.yaml"
+    path.write_text("experiment: {name: defaults}\n")
+    assert load_config(path) == load_config(None, ["experiment.name=defaults"])
+

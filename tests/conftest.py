@@ -36,10 +36,3 @@ def synthetic_resnet20():
                       finetune={"epochs": 0}, eval_size=32, latency_repeats=2, iterations=2, ratio=0.5,
                       attacks=[{"name": "fgsm"}])
     return cfg, train_baseline(cfg)
-
-
-def pytest_collection_modifyitems(items):
-    """End-to-end files first: `make test` hands whole files to its two workers in collection
-    order (`--no-loadscope-reorder`; xdist's default order is by test count, which put the
-    few long end-to-end tests last and left a worker idle at the end)."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)

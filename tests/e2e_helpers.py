@@ -47,6 +47,19 @@ def run_cli(*args, cwd, timeout=900, env=None):
     return subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@contextlib.contextmanager
+def running_cli(*args, cwd: Path, log: Path, env=None):
+    """The CLI started as a process, its output in `log`, for a test to signal or wait on; killed
+    on the way out if it still runs (a failed assertion leaves no driver behind)."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([CLI, *map(str, args)], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
 @dataclass
 class CliResult:
     returncode: int
@@ -87,6 +100,7 @@ class FinishedSearch(NamedTuple):
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on (the socket that found it is closed)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

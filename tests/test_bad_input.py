@@ -13,6 +13,7 @@ import ray
 import torch
 from mlflow.tracking import MlflowClient
 
+from e2e_helpers import free_port
 from search.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,12 +240,6 @@ CASES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, digits_baseline):
     """What the cases refer to: an MLflow store holding an experiment with one plain run and
@@ -271,7 +266,7 @@ def world(tmp_path_factory, digits_baseline):
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     yield {"store": store, "child": child, "baseline": str(model_file), "busy": busy.getsockname()[1],
-           "closed": _free_port(), "truncated": root / "truncated.pt", "wrong_weights": root / "wrong_weights.pt",
+           "closed": free_port(), "truncated": root / "truncated.pt", "wrong_weights": root / "wrong_weights.pt",
            "client": client}
     busy.close()
 

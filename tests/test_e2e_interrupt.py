@@ -1,12 +1,11 @@
 """Ctrl+C (SIGINT) of a real search (local Ray, sqlite MLflow, real trials), then `resume`:
 the parent run ends KILLED, never RUNNING, and the resumed search logs every trial once."""
 import signal
-import subprocess
 import time
 
 import pytest
 
-from e2e_helpers import CLI, finished_children, run_cli, search_runs, tiny_config, trial_workers, wait_until
+from e2e_helpers import finished_children, run_cli, running_cli, search_runs, tiny_config, trial_workers, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -16,16 +15,10 @@ def test_interrupted_search_resumes_without_duplicate_runs(tmp_path):
     n = 4
     cfg = tiny_config(tmp_path, "resume", n, search={"max_concurrent": 1})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_cli("run", cfg, cwd=tmp_path, log=tmp_path / "run.log") as proc:
         wait_until(lambda: finished_children(uri, "resume") >= 2, 300, "two finished trials", process=proc)
         proc.send_signal(signal.SIGINT)  # what Ctrl+C does
         proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
     assert proc.returncode != 0
     parent, before = search_runs(uri, "resume")
     assert parent.info.status == "KILLED"  # never left RUNNING
@@ -51,18 +44,12 @@ def test_ctrl_c_once_every_trial_has_started_leaves_the_search_unfinished(tmp_pa
     every trial created, only the driver can tell that the search was cut short."""
     cfg = tiny_config(tmp_path, "ctrl-c", 2, space={"finetune_epochs": 8})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_cli("run", cfg, cwd=tmp_path, log=tmp_path / "run.log") as proc:
         wait_until(lambda: len(trial_workers(proc.pid, training=True)) == 2, 300, "both trials running",
                    process=proc)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
     out = (tmp_path / "run.log").read_text()
     assert proc.returncode == 1, out[-3000:]
     assert "search stopped early" in out and "continue with:" in out and "final test evaluation of" not in out

@@ -6,14 +6,13 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
 from pathlib import Path
 
 import psutil
 import pytest
 
-from e2e_helpers import (CLI, call_cli, descendants, finished_children, run_cli, search_runs, tiny_config,
-                         trial_workers, wait_until)
+from e2e_helpers import (call_cli, descendants, finished_children, run_cli, running_cli, search_runs,
+                         tiny_config, trial_workers, wait_until)
 
 pytestmark = pytest.mark.e2e
 N = 6
@@ -58,17 +57,12 @@ def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path, c
     # Tune then checkpoints its experiment once, at the start: every trial logged before the
     # kill is newer than the state `resume` restores (the race of a short trial, made certain).
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "3600"}
-    with open(tmp_path / "driver.log", "w") as log:
-        driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
+    with running_cli("run", cfg, cwd=tmp_path, log=tmp_path / "driver.log", env=env) as driver:
         wait_until(lambda: finished_children(uri, "killdriver") >= 3, 600, "three finished trials", every=0.5,
                    process=driver)
         session = _ray_session(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
     assert finished_children(uri, "killdriver") < N  # killed mid-search
     parent, _ = search_runs(uri, "killdriver")
     experiment_path = parent.data.tags["experiment_path"]
@@ -90,18 +84,13 @@ def test_sigkill_of_the_driver_then_resume_loses_and_repeats_nothing(tmp_path, c
 def test_sigkill_of_a_trial_worker_is_retried_and_logged_once(tmp_path):
     cfg = tiny_config(tmp_path, "killworker", N, failures={"max_retries": 2})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with open(tmp_path / "driver.log", "w") as log:
-        driver = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_cli("run", cfg, cwd=tmp_path, log=tmp_path / "driver.log") as driver:
         # a worker inside a trial, of this driver
         wait_until(lambda: finished_children(uri, "killworker") >= 1 and trial_workers(driver.pid, training=True),
                    600, "a running trial worker", process=driver)
         victims = trial_workers(driver.pid, training=True)[:1]  # one worker dies; its neighbour works on
         victims[0].kill()
         assert driver.wait(900) == 0, (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        if driver.poll() is None:
-            driver.kill()
     assert victims
     _assert_every_trial_logged_once(uri, "killworker")
     assert "retrying" in (tmp_path / "driver.log").read_text()  # a running trial was hit, and rerun
@@ -112,16 +101,10 @@ def test_a_trial_whose_worker_dies_is_logged_failed_with_its_error(tmp_path):
     cfg = tiny_config(tmp_path, "faults", 2, search={"max_concurrent": 1}, space={"finetune_epochs": 20},
                       failures={"max_retries": 0})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([CLI, "run", str(cfg)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with running_cli("run", cfg, cwd=tmp_path, log=tmp_path / "run.log") as proc:
         wait_until(lambda: trial_workers(proc.pid, training=True), 300, "a running trial worker", process=proc)
         trial_workers(proc.pid, training=True)[0].kill()
         proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
     parent, children = search_runs(uri, "faults")
     assert parent.info.status == "FINISHED"  # the search itself went on and ended
     statuses = sorted(c.info.status for c in children)

@@ -11,21 +11,15 @@ from pathlib import Path
 import pytest
 import ray
 
-from e2e_helpers import call_cli
+from e2e_helpers import call_cli, free_port
 from search.config import ConfigError, load_config
 from search.preflight import wait_for_cluster_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # nothing listens once the socket is closed
-
-
 CASES = [
-    (lambda tmp: f"experiment.tracking_uri=http://127.0.0.1:{_closed_port()}",
+    (lambda tmp: f"experiment.tracking_uri=http://127.0.0.1:{free_port()}",
      "experiment.tracking_uri: no MLflow server answers at http://127.0.0.1:"),
     (lambda tmp: "experiment.tracking_uri=foo://bar", "experiment.tracking_uri: unsupported scheme 'foo'"),
     (lambda tmp: (tmp / "corrupt.db").write_bytes(b"\x7fELF" + b"\x00" * 200) and
@@ -61,7 +55,7 @@ def _has_gpu() -> bool:
 
 
 def test_pareto_on_a_server_that_is_down_is_one_line_in_seconds(tmp_path, capsys):
-    proc = call_cli(capsys, "pareto", "--tracking-uri", f"http://127.0.0.1:{_closed_port()}")
+    proc = call_cli(capsys, "pareto", "--tracking-uri", f"http://127.0.0.1:{free_port()}")
     assert proc.returncode == 2 and "no MLflow server answers" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 

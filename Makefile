@@ -13,12 +13,12 @@ install: $(STAMP)
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# torch first: later requirements are then satisfied by this exact build.
-	$(PIP) install -q torch==2.13.0
+	# torch and torchvision first: later requirements are then satisfied by these exact builds.
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[dev,export]'
 	# torchattacks' declared deps (torchvision, requests~=2.25) are unused and unresolvable here.
 	$(PIP) install -q --no-deps torchattacks==3.5.1
-	# The browser tests (tests/test_browser.py) drive Debian's Chromium headless.
+	# The browser tests (tests/test_e2e_search.py) drive Debian's Chromium headless.
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)

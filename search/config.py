@@ -17,7 +17,8 @@ from trainables.config import (AttackConfig, Strict, TrainConfig, TrialConfig, f
                                open_unit_interval)
 from trainables.attacks import ATTACKS
 from trainables.data import DATASETS
-from trainables.models import MODELS
+from trainables.models import check_model_name
+from trainables.models.python_factory import carried_code
 from trainables.prune import CRITERIA
 from trainables.registry import one_of
 
@@ -66,6 +67,10 @@ class DataConfig(Strict):
     val_size: int | None = Field(None, ge=1, description="validation images held out of training; default 10%")
     eval_size: int = Field(500, ge=1, description="validation images the attacks run on during the search")
     calib_size: int = Field(256, ge=2)
+    image_size: int | None = Field(None, ge=8, description="streamed datasets (imagefolder): crop side, default 224")
+    workers: int = Field(0, ge=0, description="streamed datasets: DataLoader processes decoding images")
+    mean: list[float] | None = Field(None, description="normalization inside the model; default: the data's")
+    std: list[float] | None = None
 
     @field_validator("name")
     @classmethod
@@ -74,12 +79,21 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
-    name: str = "lenet"
+    code: str | None = Field(None, description="set by the driver: a python: file model's code, for the workers")
+    name: str = Field("lenet", description="a built-in name, torchvision:NAME, timm:NAME or python:MODULE:CALLABLE")
+    weights: str | None = Field(None, description="state_dict / checkpoint / .safetensors file: the baseline")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the model's builder")
 
     @field_validator("name")
     @classmethod
-    def _known(cls, v):
-        return one_of(v, MODELS, "model")
+    def _known(cls, v, info):
+        carried_code(v, info.data.get("code"))
+        return check_model_name(v)
+
+    @model_validator(mode="after")
+    def _carry_code(self):
+        object.__setattr__(self, "code", carried_code(self.name, self.code))
+        return self
 
 
 class Range(Strict):
@@ -311,7 +325,9 @@ class SearchConfig(Strict):
             return TrialConfig(
                 dataset=self.data.name, data_dir=self.data.data_dir, download=self.data.download,
                 val_size=self.data.val_size, eval_size=self.data.eval_size, calib_size=self.data.calib_size,
-                model=self.model.name, seed=self.experiment.seed, device=self.experiment.device,
+                image_size=self.data.image_size, data_workers=self.data.workers, data_mean=self.data.mean,
+                data_std=self.data.std, model=self.model.name, model_weights=self.model.weights,
+                model_args=self.model.args, model_code=self.model.code, seed=self.experiment.seed, device=self.experiment.device,
                 amp=self.experiment.amp, baseline=self.baseline, granularity=sampled["granularity"],
                 criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],
                 global_pruning=self.space.global_pruning,
@@ -323,6 +339,8 @@ class SearchConfig(Strict):
             field = line.split(":")[0]
             where = {"granularity": "space.granularities", "criterion": "space.criteria",
                      "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name",
+                     "model_weights": "model.weights", "model_args": "model.args", "image_size": "data.image_size",
+                     "data_mean": "data.mean", "data_std": "data.std",
                      "device": "experiment.device", "val_size": "data.val_size"}
             if field.startswith("criterion_params"):
                 where[field] = f"space.criterion_params.{sampled['criterion']}{field[len('criterion_params'):]}"

@@ -107,7 +107,7 @@ def test_download_checks_the_archive_checksum(tmp_path, monkeypatch):
     import hashlib
     import shutil
 
-    from trainables import data
+    from trainables.data import cifar as data
 
     archive = _fake_archive(tmp_path)
     monkeypatch.setattr(data.urllib.request, "urlretrieve", lambda url, dst: shutil.copy(archive, dst))

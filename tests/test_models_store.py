@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from trainables.cost import count_flops
-from trainables.models import MODELS, MODELS_WITH_REMOVABLE_BLOCKS, build_model, removable_blocks
+from trainables.models import BUILTIN_MODELS as MODELS
+from trainables.models import BUILTIN_WITH_REMOVABLE_BLOCKS as MODELS_WITH_REMOVABLE_BLOCKS
+from trainables.models import build_model, removable_blocks
 from trainables.prune import PruneSettings, prune
 from trainables.data import Split
 from trainables.store import architecture_spec, load_model, save_model

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .attacks import ATTACKS, AttackSpec, full_strength
-from .data import DATASETS, check_val_size, cifar_missing_files
-from .models import MODELS, MODELS_WITH_REMOVABLE_BLOCKS
+from .data import DATASETS, check_val_size
+from .models import BUILTIN_MODELS, BUILTIN_WITH_REMOVABLE_BLOCKS, check_model_name
+from .models.python_factory import carried_code
 from .prune import CRITERIA, PruneSettings
 from .registry import Strict, one_of
 from .train import TrainSettings
@@ -95,8 +96,15 @@ class TrialConfig(Strict):
     val_size: int | None = Field(None, ge=1, description="validation images held out of training; default 10%")
     eval_size: int = Field(500, ge=1, description="seeded validation subset the attacks run on")
     calib_size: int = Field(256, ge=2, description="calibration batch for activation criteria")
+    image_size: int | None = Field(None, ge=8, description="streamed datasets: the side images are cropped to")
+    data_workers: int = Field(0, ge=0, description="streamed datasets: DataLoader processes decoding images")
+    data_mean: list[float] | None = Field(None, description="normalization inside the model; default: the data's")
+    data_std: list[Annotated[float, Field(gt=0)]] | None = None
     # model and its training
     model: str = "lenet"
+    model_weights: str | None = Field(None, description="a state_dict, checkpoint or .safetensors file: the baseline")
+    model_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the model's builder")
+    model_code: str | None = Field(None, description="set by the driver: a python: file model's code, for workers")
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -124,10 +132,28 @@ class TrialConfig(Strict):
     def _dataset(cls, v):
         return one_of(v, DATASETS, "dataset")
 
-    @field_validator("model")
+    @model_validator(mode="before")
     @classmethod
-    def _model(cls, v):
-        return one_of(v, MODELS, "model")
+    def _weights_are_the_baseline(cls, data):
+        """Given weights are the baseline: measured, not trained, unless baseline.epochs is set."""
+        if isinstance(data, dict) and data.get("model_weights"):
+            baseline = data.get("baseline")
+            given = baseline.model_fields_set if isinstance(baseline, TrainConfig) else set(baseline or {})
+            if "epochs" not in given:
+                data = {**data, "baseline": {**(baseline.model_dump() if isinstance(baseline, TrainConfig)
+                                                else baseline or {}), "epochs": 0}}
+        return data
+
+    @model_validator(mode="after")
+    def _model_known(self):
+        try:
+            object.__setattr__(self, "model_code", carried_code(self.model, self.model_code))
+            check_model_name(self.model)
+        except ValueError as e:
+            raise ValueError(f"model: {e}") from None
+        if (self.data_mean is None) != (self.data_std is None):
+            raise ValueError("data_mean: set data_mean and data_std together")
+        return self
 
     @field_validator("device")
     @classmethod
@@ -146,9 +172,10 @@ class TrialConfig(Strict):
     @classmethod
     def _granularity(cls, v, info):
         model = info.data.get("model")
-        if v == "layer" and model is not None and model not in MODELS_WITH_REMOVABLE_BLOCKS:
+        if v == "layer" and model in BUILTIN_MODELS and model not in BUILTIN_WITH_REMOVABLE_BLOCKS:
             raise ValueError(f"model '{model}' has no removable blocks; layer pruning allowed for: "
-                             f"{', '.join(sorted(MODELS_WITH_REMOVABLE_BLOCKS))}")
+                             f"{', '.join(sorted(BUILTIN_WITH_REMOVABLE_BLOCKS))} and networks with residual "
+                             f"blocks from other sources")
         return v
 
     @field_validator("ratio")
@@ -181,24 +208,33 @@ class TrialConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _data_available(self):
+        info = DATASETS[self.dataset]
+        if info.needs_files and not self.download:
+            if self.data_dir is None:
+                raise ValueError(f"data_dir: {self.dataset} is read from disk; set data_dir"
+                                 + (" (or download: true to fetch it)" if info.loader else ""))
+            problem = info.files_problem(self.data_dir)
+            if problem:
+                raise ValueError(f"data_dir: {problem}")
+        return self
+
+    @model_validator(mode="after")
     def _val_split_fits(self):
         try:
-            check_val_size(self.dataset, self.val_size)
+            check_val_size(self.dataset, self.val_size, self.data_dir)
         except ValueError as e:
             raise ValueError(f"val_size: {e}") from None
         return self
 
-    @model_validator(mode="after")
-    def _data_available(self):
-        if DATASETS[self.dataset].needs_files and not self.download:
-            if self.data_dir is None:
-                raise ValueError(f"data_dir: {self.dataset} is read from disk; set data_dir "
-                                 f"(or download: true to fetch it)")
-            missing = cifar_missing_files(self.dataset, self.data_dir)
-            if missing:
-                raise ValueError(f"data_dir: {self.dataset} file missing: {missing[0]}; unpack the "
-                                 f"official python batches there or set download: true")
-        return self
+    def data_options(self) -> dict:
+        """What a streamed dataset is opened with (in-memory ones take none)."""
+        if DATASETS[self.dataset].opener is None:
+            return {}
+        options = {"workers": self.data_workers, "mean": self.data_mean, "std": self.data_std}
+        if self.image_size is not None:
+            options["image_size"] = self.image_size
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
 
     def attack_specs(self) -> list[AttackSpec]:
         """The selection suite, resolved (validation split)."""
@@ -216,7 +252,7 @@ class TrialConfig(Strict):
 
     def records(self) -> dict:
         """What a reader needs to know what was measured: resolved attacks, split sizes, seeds."""
-        sizes = DATASETS[self.dataset].split_sizes(self.val_size)
+        sizes = DATASETS[self.dataset].split_sizes(self.val_size, self.data_dir)
         sizes.update(eval=min(self.eval_size, sizes["val"]), test_eval=self.test_eval_size(),
                      calibration=min(self.calib_size, sizes["train"]))
         return {"attacks": [s.record() for s in self.attack_specs()],
@@ -226,7 +262,7 @@ class TrialConfig(Strict):
 
     def test_eval_size(self) -> int:
         """Test images the final evaluation measures (`test_size`, at most the test split)."""
-        test = DATASETS[self.dataset].split_sizes(self.val_size)["test"]
+        test = DATASETS[self.dataset].split_sizes(self.val_size, self.data_dir)["test"]
         return min(self.test_size or test, test)
 
     def resolved_criterion_params(self) -> dict:

@@ -40,7 +40,7 @@ def evaluate_test_part(model: nn.Module, data: Dataset, cfg: TrialConfig, device
                        part: int) -> FinalEvalPart:
     test = final_eval_images(data, cfg)
     lo = part * TEST_PART_SIZE
-    images = Split(test.x[lo:lo + TEST_PART_SIZE], test.y[lo:lo + TEST_PART_SIZE])
+    images = test.slice(lo, lo + TEST_PART_SIZE)
     seed = cfg.seeds()["attacks"]
     specs = cfg.final_attack_specs()
     suite = evaluate_robustness(model, specs, images, data.num_classes, device, seed)

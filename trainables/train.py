@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Dataset, Split, augment_batch
+from .data import Dataset, Split, StreamedSplit
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -64,19 +64,14 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
                           weight_decay=settings.weight_decay, nesterov=True)
     use_amp = settings.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    n = len(data.train)
-    steps_per_epoch = math.ceil(n / settings.batch_size)
+    steps_per_epoch = math.ceil(len(data.train) / settings.batch_size)
     total = settings.epochs * steps_per_epoch
     loss_fn = nn.CrossEntropyLoss()
     step = 0
     bar = tqdm(total=total, desc=desc, disable=quiet, leave=False)
     for epoch in range(settings.epochs):
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, settings.batch_size):
-            idx = perm[i:i + settings.batch_size]
-            x, y = data.train.x[idx].to(device, non_blocking=True), data.train.y[idx].to(device)
-            if data.augment:
-                x = augment_batch(x, gen)
+        for x, y in data.train.batches(settings.batch_size, gen, shuffle=True, augment=data.augment):
+            x, y = x.to(device, non_blocking=True), y.to(device)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(settings, step, total)
             with torch.autocast(device.type, enabled=use_amp):
@@ -96,15 +91,13 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
 
 
 @torch.no_grad()
-def correct_predictions(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> torch.Tensor:
-    """Per image of the split (on the CPU): classified correctly."""
+def correct_predictions(model: nn.Module, split: Split | StreamedSplit, device: torch.device,
+                        batch_size: int = 512) -> torch.Tensor:
+    """Per image of the split, in order (on the CPU): classified correctly."""
     model.to(device).eval()
-    out = torch.zeros(len(split), dtype=torch.bool)
-    for i in range(0, len(split), batch_size):
-        x, y = split.x[i:i + batch_size].to(device), split.y[i:i + batch_size].to(device)
-        out[i:i + len(y)] = (model(x).argmax(1) == y).cpu()
-    return out
+    hits = [(model(x.to(device)).argmax(1) == y.to(device)).cpu() for x, y in split.batches(batch_size)]
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
 
 
-def accuracy(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> float:
+def accuracy(model: nn.Module, split: Split | StreamedSplit, device: torch.device, batch_size: int = 512) -> float:
     return correct_predictions(model, split, device, batch_size).sum().item() / max(len(split), 1)

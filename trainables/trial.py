@@ -5,6 +5,7 @@ Knows nothing of Ray, Optuna or MLflow, so a trial can be run and debugged alone
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -16,7 +17,7 @@ from .attacks.evaluation import evaluate_robustness
 from .config import TrialConfig, settings_key
 from .cost import model_cost
 from .data import Dataset, load_dataset
-from .models import build_model
+from .models import build_model, load_weights, recorded_normalization
 from .prune import PruneSettings, prune
 from .store import architecture_spec, model_from_payload, model_payload
 from .train import accuracy, resolve_device, train
@@ -69,16 +70,47 @@ def planned_cost(baseline: Baseline, s: PruneSettings, data: Dataset, device: to
 def baseline_key(cfg: TrialConfig, device_type: str) -> str:
     """Everything that changes the baseline's weights or its (validation) metrics, hashed.
     `device_type` is where it is trained (cpu / cuda): kernels, AMP and timings differ."""
-    fields = cfg.model_dump(include={"dataset", "data_dir", "model", "seed", "baseline", "val_size", "eval_size",
-                                     "latency_repeats"})
+    fields = cfg.model_dump(include={"dataset", "data_dir", "model", "model_args", "seed", "baseline", "val_size",
+                                     "eval_size", "latency_repeats", "image_size", "data_mean", "data_std"})
+    fields.update(weights=file_identity(cfg.model_weights), model_code=cfg.model_code and settings_key(cfg.model_code))
     fields.update(attacks=[s.record() for s in cfg.attack_specs()], amp=cfg.amp and device_type == "cuda",
                   device_type=device_type)
     return settings_key(fields)
 
 
+def file_identity(path: str | None) -> list | None:
+    """A file as far as a cache key needs it: its path, size and modification time."""
+    if path is None:
+        return None
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
 def load_data(cfg: TrialConfig) -> Dataset:
     return load_dataset(cfg.dataset, seed=cfg.seeds()["splits"], data_dir=cfg.data_dir, download=cfg.download,
-                        val_size=cfg.val_size)
+                        val_size=cfg.val_size, **cfg.data_options())
+
+
+def initial_model(cfg: TrialConfig, data: Dataset) -> tuple[nn.Module, dict]:
+    """The network before any training: built from its source, with the user's weights if
+    given; and its architecture record. ValueError (one line, naming the field) when it does
+    not fit the data: its classes, or an image size too small for it."""
+    arch = {"name": cfg.model, "args": dict(cfg.model_args), "in_channels": data.shape[0],
+            "num_classes": data.num_classes, "mean": cfg.data_mean, "std": cfg.data_std}
+    model = build_model(**arch, fallback_normalization=(list(data.mean), list(data.std)))
+    arch["mean"], arch["std"] = recorded_normalization(model)
+    if cfg.model_weights:
+        load_weights(model, cfg.model_weights)
+    try:
+        with torch.no_grad():
+            outputs = model.eval()(torch.zeros(2, *data.shape)).shape
+    except RuntimeError as e:
+        raise ValueError(f"image_size: {cfg.model} does not run on {data.shape[1]}x{data.shape[2]} images "
+                         f"({str(e).splitlines()[0][:120]})") from None
+    if tuple(outputs) != (2, data.num_classes):
+        raise ValueError(f"model: {cfg.model} outputs {tuple(outputs)[1:]} per image; the data has "
+                         f"{data.num_classes} classes")
+    return model, arch
 
 
 def evaluate(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.device) -> dict:
@@ -96,9 +128,7 @@ def train_baseline(cfg: TrialConfig, quiet: bool = True) -> Baseline:
     device = resolve_device(cfg.device)
     data = load_data(cfg)
     torch.manual_seed(cfg.seeds()["training"])
-    arch = {"name": cfg.model, "in_channels": data.shape[0], "num_classes": data.num_classes,
-            "mean": list(data.mean), "std": list(data.std)}
-    model = build_model(**arch)
+    model, arch = initial_model(cfg, data)
     train(model, data, cfg.baseline.settings(cfg.amp), cfg.seeds()["training"], device, quiet, desc="baseline")
     metrics = evaluate(model, data, cfg, device)
     return Baseline(model_payload(model, architecture_spec(model, arch, [], data.shape)), metrics)

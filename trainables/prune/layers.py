@@ -19,19 +19,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
+from ..models import ResidualBlock
 from .ablation import AblationProbe, block_ablations
 from .activations import JointVip, MeanOverSamples, collect_scores, mean_abs, relative_rank
 from .criterion import Criterion, PlsVipParams
 
-BlockScorer = Callable[[nn.Module, dict[str, nn.Module], Split, torch.device, int], dict[str, float]]
+BlockScorer = Callable[[nn.Module, dict[str, ResidualBlock], Split, torch.device, int], dict[str, float]]
 
 
-def stage_width(block: nn.Module) -> int:
-    """Blocks of one stage share their width: the channels of the branch's last BatchNorm."""
-    return [m for m in block.branch.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
+def stage_width(block: ResidualBlock) -> int:
+    """Blocks of one stage share their width: the channels of the branch's last BatchNorm
+    (or the block's, where the branch ends in e.g. a drop-path)."""
+    norms = [m for m in block.branch.modules() if isinstance(m, nn.BatchNorm2d)] or \
+        [m for m in block.module.modules() if isinstance(m, nn.BatchNorm2d)]
+    return norms[-1].num_features
 
 
-def relative_to_stage(scores: dict[str, float], blocks: dict[str, nn.Module]) -> dict[str, float]:
+def relative_to_stage(scores: dict[str, float], blocks: dict[str, ResidualBlock]) -> dict[str, float]:
     """Each score over the mean score of the same stage's blocks (0 when they are all 0)."""
     stages: dict[int, list[str]] = {}
     for name in scores:
@@ -55,7 +59,7 @@ def _ablation(measure: str) -> BlockScorer:
     def score(model, blocks, calib, device, seed):
         names = list(blocks)
         probe = AblationProbe(model, calib.x.to(device))
-        scores = probe.scores(measure, len(names), block_ablations([blocks[n] for n in names]))
+        scores = probe.scores(measure, len(names), block_ablations([blocks[n].module for n in names]))
         return dict(zip(names, scores.tolist()))
     return score
 
@@ -64,7 +68,7 @@ def l1(params) -> BlockScorer:
     """Mean |weight| of the block's convolutions (the layer version of Li et al. 2017's
     filter norm, as in Jordao & Pedrini 2021), divided by its stage's mean (module docstring)."""
     def score(model, blocks, calib, device, seed):
-        raw = {name: torch.cat([m.weight.detach().abs().flatten() for m in block.modules()
+        raw = {name: torch.cat([m.weight.detach().abs().flatten() for m in block.module.modules()
                                 if isinstance(m, nn.Conv2d)]).mean().item() for name, block in blocks.items()}
         return relative_to_stage(raw, blocks)
     return score

@@ -49,8 +49,8 @@ def prune_layers(model: nn.Module, s: PruneSettings, calib: Split, device: torch
     """Remove ratio x (removable blocks), spread over the rounds; returns the removed names."""
     total = len(removable_blocks(model))
     if total == 0:
-        raise ValueError("granularity: layer pruning needs a model with removable blocks "
-                         "(resnet*, mobilenetv2)")
+        raise ValueError("granularity: layer pruning needs residual blocks (output = input + branch, same "
+                         "shape); this model has none")
     scorer = LAYER_CRITERIA[s.criterion].make(s.params)
     removed: list[str] = []
     model.to(device)

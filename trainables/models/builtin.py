@@ -1,13 +1,9 @@
-"""Model registry.
+"""The built-in networks (`model: lenet`, `resnet56`, ...).
 
-Every model takes images in [0, 1]; its first layer normalizes them, so attacks and
-their eps live in pixel space. Every model adapts to the dataset's channels, size and
-number of classes (global pooling before the classifier).
-
-Layer pruning removes *blocks*: a block is removable when its output has the same
-shape as its input (identity shortcut), so dropping it never changes a width or a
-resolution. Blocks mark themselves with `removable = True` and keep their residual
-branch in `.branch`, whose output is what activation criteria score.
+Each adapts to the dataset's channels, size and number of classes (global pooling before
+the classifier) and normalizes its input in its first layer. Their residual blocks mark
+themselves `removable = True` and keep their residual branch in `.branch`, whose output
+is what layer criteria score (other sources' blocks are found by `blocks.py`).
 """
 from __future__ import annotations
 
@@ -17,17 +13,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .registry import one_of
-
-
-class Normalize(nn.Module):
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
+from ..registry import one_of
+from .normalize import Normalize
+from .sources import model_source
 
 
 def conv_bn(cin, cout, k=3, stride=1, groups=1):
@@ -157,7 +145,7 @@ class MobileNetV2(nn.Module):
 
 
 # --------------------------------------------------------------------------- registry
-MODELS: dict[str, Callable[..., nn.Module]] = {
+BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet": LeNet,
     "resnet20": lambda **kw: CifarResNet(20, **kw),
     "resnet32": lambda **kw: CifarResNet(32, **kw),
@@ -167,28 +155,20 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mobilenetv2": MobileNetV2,
 }
 
-# Models whose blocks can be removed (layer granularity); kept as data so config
-# validation can refuse layer pruning of e.g. VGG without building a model.
-MODELS_WITH_REMOVABLE_BLOCKS = {"resnet20", "resnet32", "resnet56", "resnet110", "mobilenetv2"}
+
+@model_source("builtin", normalizes_itself=True)
+class Builtin:
+    """`model: resnet56`: the networks of this package, trained from scratch by default."""
+
+    @staticmethod
+    def check(target: str) -> None:
+        one_of(target, BUILTIN_MODELS, "model")
+
+    @staticmethod
+    def build(target: str, args: dict, in_channels: int, num_classes: int, mean, std) -> nn.Module:
+        return BUILTIN_MODELS[target](in_channels=in_channels, num_classes=num_classes, mean=list(mean),
+                                      std=list(std), **args)
 
 
-def build_model(name: str, in_channels: int, num_classes: int, mean, std) -> nn.Module:
-    make = MODELS[one_of(name, MODELS, "model")]
-    return make(in_channels=in_channels, num_classes=num_classes, mean=list(mean), std=list(std))
-
-
-def removable_blocks(model: nn.Module) -> dict[str, nn.Module]:
-    """Blocks still present in the model that can be dropped without changing shapes."""
-    return {name: m for name, m in model.named_modules() if getattr(m, "removable", False)}
-
-
-def remove_block(model: nn.Module, name: str) -> None:
-    """Replace a block by identity (its keys leave the state_dict; the rest keep theirs)."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, nn.Identity())
-
-
-def classifier_layer(model: nn.Module) -> nn.Module:
-    """The last Linear layer: its outputs are the classes, so it is never pruned."""
-    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+# Checked by the config without building a model: layer pruning of e.g. VGG is refused up front.
+BUILTIN_WITH_REMOVABLE_BLOCKS = {"resnet20", "resnet32", "resnet56", "resnet110", "mobilenetv2"}

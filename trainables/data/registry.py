@@ -1,0 +1,142 @@
+"""Dataset registry: a name -> how its images are read, split and described.
+
+Every dataset gives float images in [0, 1] (N, C, H, W) with int64 labels, split into
+seeded, deterministic train / val / test parts. Normalization is *not* applied here: it is
+a layer inside the model, so attacks work in pixel space. Small datasets are loaded into
+memory whole (`register`); folder-scale ones are streamed (`register_streamed`): their
+splits hold indices and read images when a batch or a bounded subset is asked for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..registry import one_of
+from .splits import Split, StreamedSplit
+
+
+class DatasetUnavailable(ValueError):
+    """The dataset's files are missing or corrupt; the message says where to put them."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split | StreamedSplit
+    val: Split | StreamedSplit
+    test: Split | StreamedSplit
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool  # random crop + flip during training (in-memory: here; streamed: the source's transform)
+    shape: tuple[int, int, int]  # (C, H, W) the model sees
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    default_eps: float  # pixel-space L-inf budget usual for this dataset
+    loader: Callable[..., tuple] | None = None  # in memory: (**options) -> (x, y, x_test|None, y_test|None)
+    size: int | None = None  # in memory: images the loader returns besides an official test split
+    test_size: int | None = None  # the official test split's size; None: carved out of `size`
+    augment: bool = False
+    needs_files: bool = False  # read from data_dir
+    # (data_dir) -> one line saying what is wrong with the files, or None
+    files_problem: Callable[[str], str | None] = lambda data_dir: None
+    opener: Callable[..., Dataset] | None = None  # streamed: (name, seed, data_dir, val_size, **options)
+    counts: Callable[[str], tuple[int, int]] | None = None  # streamed: data_dir -> (train pool, test) images
+
+    def split_sizes(self, val_size: int | None = None, data_dir: str | None = None) -> dict[str, int]:
+        """Known before loading (streamed: from the folder's listing), so configs are checked up front."""
+        if self.counts is not None:
+            pool, test = self.counts(data_dir)
+            return split_sizes(pool, test, val_size)
+        return split_sizes(self.size, self.test_size, val_size)
+
+
+TEST_FRACTION = 0.1  # of the data, when a dataset has no official test split
+VAL_FRACTION = 0.1  # of the remaining training data, unless val_size is given
+
+
+def split_sizes(size: int, official_test: int | None, val_size: int | None) -> dict[str, int]:
+    """{train, val, test} sizes of `size` images (plus an official test split, if any)."""
+    test = official_test if official_test is not None else int(round(TEST_FRACTION * size))
+    pool = size if official_test is not None else size - test
+    val = int(round(VAL_FRACTION * pool)) if val_size is None else val_size
+    return {"train": pool - val, "val": val, "test": test}
+
+
+def check_val_size(name: str, val_size: int | None, data_dir: str | None = None) -> None:
+    sizes = DATASETS[name].split_sizes(val_size, data_dir)
+    pool = sizes["train"] + sizes["val"]
+    if not 0 < sizes["val"] < pool:
+        raise ValueError(f"got {sizes['val']}; allowed: 1..{pool - 1} ({name} has {pool} training images)")
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register(name: str, default_eps: float, size: int, test_size: int | None = None, augment: bool = False,
+             needs_files: bool = False, files_problem: Callable[[str], str | None] = lambda data_dir: None):
+    """An in-memory dataset: the decorated loader returns its arrays."""
+    def wrap(fn):
+        DATASETS[name] = DatasetInfo(default_eps, fn, size, test_size, augment, needs_files, files_problem)
+        return fn
+    return wrap
+
+
+def register_streamed(name: str, default_eps: float, opener: Callable[..., Dataset],
+                      counts: Callable[[str], tuple[int, int]], files_problem: Callable[[str], str | None]) -> None:
+    DATASETS[name] = DatasetInfo(default_eps, augment=True, needs_files=True, files_problem=files_problem,
+                                 opener=opener, counts=counts)
+
+
+def carve_val(pool: int, val_size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, val indices) of a training pool: validation is held out of training."""
+    perm = torch.randperm(pool, generator=torch.Generator().manual_seed(seed))
+    n_val = split_sizes(pool, 0, val_size)["val"]
+    return perm[n_val:], perm[:n_val]
+
+
+_CACHE: dict[tuple, Dataset] = {}
+
+
+def load_dataset(name: str, seed: int = 0, data_dir: str | None = None, download: bool = False,
+                 val_size: int | None = None, **options) -> Dataset:
+    """Load a registered dataset with seeded train/val/test splits (cached per process).
+
+    The validation split (`val_size` images, default 10%) is held out of the training
+    data: nothing is trained or fine-tuned on it; the search selects on it.
+    """
+    one_of(name, DATASETS, "dataset")
+    key = (name, seed, data_dir, val_size, tuple(sorted(options.items())))
+    if key not in _CACHE:
+        info = DATASETS[name]
+        if info.opener is not None:
+            _CACHE[key] = info.opener(name, seed=seed, data_dir=data_dir, val_size=val_size, **options)
+        else:
+            _CACHE[key] = _in_memory(name, info, seed, data_dir, download, val_size, options)
+    return _CACHE[key]
+
+
+def _in_memory(name: str, info: DatasetInfo, seed: int, data_dir: str | None, download: bool,
+               val_size: int | None, options: dict) -> Dataset:
+    x, y, xt, yt = info.loader(seed=seed, data_dir=data_dir, download=download, **options)
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    sizes = split_sizes(len(y), None if xt is None else len(yt), val_size)
+    if xt is None:
+        test = Split(x[perm[:sizes["test"]]], y[perm[:sizes["test"]]])
+        perm = perm[sizes["test"]:]
+    else:
+        test = Split(torch.as_tensor(xt, dtype=torch.float32), torch.as_tensor(yt, dtype=torch.int64))
+    n_val = sizes["val"]
+    val = Split(x[perm[:n_val]], y[perm[:n_val]])
+    train = Split(x[perm[n_val:]], y[perm[n_val:]])
+    mean = tuple(train.x.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(train.x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    c, h, w = train.x.shape[1:]
+    return Dataset(name, train, val, test, int(y.max()) + 1, mean, std, info.augment, (int(c), int(h), int(w)))

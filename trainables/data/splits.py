@@ -1,0 +1,116 @@
+"""A split of a dataset, held in memory (`Split`) or read image by image (`StreamedSplit`).
+
+Both answer the same questions: how many images, a seeded subset, a slice, the tensors
+`x` (N, C, H, W in [0, 1]) and `y`, and training batches. A streamed split holds only
+indices: its tensors are read when asked for, so only the bounded subsets the trial
+measures on (eval_size, calib_size, a test part) are ever in memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator, Protocol
+
+import torch
+
+Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
+
+
+def seeded_choice(n: int, size: int, seed: int) -> torch.Tensor | None:
+    """`size` of range(n) in a seeded order, or None when size covers everything."""
+    if size >= n:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding) + horizontal flip, on the batch's device."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
+    out = padded[:, :, dy:dy + h, dx:dx + w]
+    flip = torch.rand(n, generator=generator) < 0.5
+    out[flip.to(x.device)] = out[flip.to(x.device)].flip(3)
+    return out
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, size: int, seed: int) -> "Split":
+        """A fixed, seeded subset (the whole split when size >= len)."""
+        idx = seeded_choice(len(self), size, seed)
+        return self if idx is None else Split(self.x[idx], self.y[idx])
+
+    def slice(self, lo: int, hi: int) -> "Split":
+        return Split(self.x[lo:hi], self.y[lo:hi])
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = False,
+                augment: bool = False) -> Batches:
+        """Training or evaluation batches; `augment`: random crop + flip (small natural images)."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            x = self.x[idx]
+            yield (augment_batch(x, generator) if augment else x), self.y[idx]
+
+
+class ImageSource(Protocol):
+    """What a streamed split reads from: images by index, decoded and transformed."""
+    labels: torch.Tensor
+
+    def __len__(self) -> int: ...
+
+    def image(self, index: int, train: bool) -> torch.Tensor: ...
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, source: ImageSource, indices: torch.Tensor, train: bool):
+        self.source, self.indices, self.train = source, indices, train
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        j = int(self.indices[i])
+        return self.source.image(j, self.train), self.source.labels[j]
+
+
+@dataclass(frozen=True)
+class StreamedSplit:
+    source: ImageSource
+    indices: torch.Tensor  # into the source
+    workers: int = 0  # DataLoader worker processes for batches and for reading `x`
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def subset(self, size: int, seed: int) -> "StreamedSplit":
+        idx = seeded_choice(len(self), size, seed)
+        return self if idx is None else StreamedSplit(self.source, self.indices[idx], self.workers)
+
+    def slice(self, lo: int, hi: int) -> "StreamedSplit":
+        return StreamedSplit(self.source, self.indices[lo:hi], self.workers)
+
+    @property
+    def y(self) -> torch.Tensor:
+        return self.source.labels[self.indices]
+
+    @cached_property
+    def x(self) -> torch.Tensor:
+        """Every image of this split, read now (evaluation transform): for bounded subsets only."""
+        return torch.cat([x for x, _ in self.batches(256)]) if len(self) else torch.empty(0)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = False,
+                augment: bool = False) -> Batches:
+        """Decoded by `workers` processes; `augment` uses the source's training transform."""
+        loader = torch.utils.data.DataLoader(
+            _Indexed(self.source, self.indices, train=augment), batch_size=batch_size, shuffle=shuffle,
+            generator=generator, num_workers=self.workers, persistent_workers=False)
+        yield from loader

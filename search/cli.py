@@ -37,8 +37,8 @@ def _trial_config(args):
     from trainables.config import TrialConfig
 
     raw = read_yaml_mapping(args.config) if args.config else {}
-    for key in ("dataset", "data_dir", "model", "criterion", "granularity", "ratio", "iterations",
-                "seed", "device", "val_size", "eval_size", "test_size"):
+    for key in ("dataset", "data_dir", "image_size", "model", "model_weights", "criterion", "granularity", "ratio",
+                "iterations", "seed", "device", "val_size", "eval_size", "test_size"):
         value = getattr(args, key)
         if value is not None:
             raw[key] = value
@@ -69,11 +69,12 @@ def _number_list(text: str) -> list[float]:
 
 
 def _check_baseline_fits(spec: dict, dataset: str, data) -> None:
-    """A --baseline must have been trained on this dataset: same input shape, classes and
-    normalisation (the model's first layer holds the dataset's mean and std)."""
+    """A --baseline must have been trained on this dataset: same input shape and classes (and,
+    for built-in models, whose first layer holds the dataset's statistics, the same mean)."""
     arch = spec["arch"]
-    saved = (tuple(spec["input_shape"]), arch["num_classes"], [round(v, 4) for v in arch["mean"]])
-    here = (tuple(data.shape), data.num_classes, [round(float(v), 4) for v in data.mean])
+    builtin = ":" not in arch["name"]
+    saved = (tuple(spec["input_shape"]), arch["num_classes"], [round(v, 4) for v in arch["mean"]] if builtin else "-")
+    here = (tuple(data.shape), data.num_classes, [round(float(v), 4) for v in data.mean] if builtin else "-")
     if saved != here:
         raise UsageError(f"baseline: --baseline was trained on input {saved[0]}, {saved[1]} classes, mean "
                          f"{saved[2]}; dataset '{dataset}' has {here[0]}, {here[1]} classes, mean {here[2]}")
@@ -82,7 +83,7 @@ def _check_baseline_fits(spec: dict, dataset: str, data) -> None:
 def cmd_trial(args) -> int:
     from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
     from trainables.test_eval import final_evaluation
-    from trainables.trial import Baseline, evaluate, load_data, run_trial, train_baseline
+    from trainables.trial import Baseline, evaluate, initial_model, load_data, run_trial, train_baseline
     from trainables.train import check_device_present, resolve_device
 
     out = Path(args.out)
@@ -113,6 +114,10 @@ def cmd_trial(args) -> int:
         _check_baseline_fits(payload["spec"], cfg.dataset, data)
         baseline = Baseline(payload, evaluate(baseline_model, data, cfg, device))
     else:
+        try:
+            initial_model(cfg, data)  # weights, classes and image size checked before any training
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         print(f"training baseline {cfg.model} on {cfg.dataset} ({cfg.baseline.epochs} epochs)...", file=sys.stderr)
         baseline = train_baseline(cfg, quiet=args.quiet)
     result = run_trial(cfg, baseline, quiet=args.quiet)
@@ -138,7 +143,10 @@ def add_trial_parser(sub) -> None:
     p.add_argument("--dataset")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
-    p.add_argument("--model")
+    p.add_argument("--image-size", dest="image_size", type=int, help="streamed datasets: crop side (default 224)")
+    p.add_argument("--model", help="a built-in name, torchvision:NAME, timm:NAME or python:MODULE:CALLABLE")
+    p.add_argument("--model-weights", dest="model_weights",
+                   help="the model's trained weights (state_dict, checkpoint or .safetensors): the baseline")
     p.add_argument("--criterion")
     p.add_argument("--granularity")
     p.add_argument("--criterion-param", dest="criterion_param", action="append", metavar="KEY=VALUE",

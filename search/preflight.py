@@ -145,11 +145,36 @@ def starts_local_ray(address: str | None) -> bool:
     return (address or os.environ.get("RAY_ADDRESS") or "local") == "local"
 
 
+# A trial config's field -> the search config's, for the messages of check_model_fits_data.
+SEARCH_FIELDS = {"model": "model.name", "image_size": "data.image_size", "data_dir": "data.data_dir"}
+
+
+def check_model_fits_data(cfg: SearchConfig) -> None:
+    """Build the network of another source (or with the user's weights) once, here: weights that
+    do not fit, a factory that raises, classes or an image size the network does not take, and
+    layer pruning of a network without residual blocks are refused before Ray starts."""
+    if ":" not in cfg.model.name and cfg.model.weights is None:
+        return  # a built-in network fits every dataset; the config checked its blocks
+    from trainables.models import removable_blocks
+    from trainables.trial import initial_model, load_data
+
+    trial = cfg.fixed_trial_config()
+    try:
+        model, _ = initial_model(trial, load_data(trial))
+    except ValueError as e:
+        field, _, rest = str(e).partition(": ")
+        raise ConfigError(f"{SEARCH_FIELDS.get(field, field)}: {rest}") from None
+    if "layer" in cfg.space.granularities and not removable_blocks(model):
+        raise ConfigError(f"space.granularities: {cfg.model.name} has no residual blocks (output = input + branch, "
+                          f"same shape) to remove; allowed: [filter]")
+
+
 def preflight(cfg: SearchConfig, address: str | None, tracking_uri: str | None = None) -> None:
     """Everything that can be checked before Ray starts (ConfigError, one line); `tracking_uri`
     overrides the config's (a resumed search keeps the store it started with)."""
     check_tracking_uri(tracking_uri or cfg.experiment.resolved_tracking_uri())
     check_storage_path(cfg.experiment.resolved_storage_path())
+    check_model_fits_data(cfg)
     if cfg.search.optuna_storage and cfg.resolved_optuna_storage():  # the default lies in folders checked above
         check_optuna_storage(cfg.search.optuna_storage)
     if starts_local_ray(address):

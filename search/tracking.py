@@ -99,6 +99,7 @@ class Tracker:
         tracker = cls(tracking_uri, exp_id, run.info.run_id)
         with tracker.ending_on_error():
             flat = {**flatten(config), **flatten(records, "resolved.")}
+            flat.pop("model.code", None)  # a python: file model's code: in config.yaml, too long for a param
             client.log_batch(run.info.run_id, params=[Param(k[:250], v[:6000]) for k, v in flat.items()])
             tracker._log_metrics(run.info.run_id, {f"{k}_baseline": v for k, v in
                                                    numeric_metrics(baseline_metrics).items()})

@@ -5,6 +5,7 @@ traceback, and nothing created: no file or folder, no MLflow run or model versio
 The CLI runs in-process (`search.cli.main`, the console script's entry point) so that the
 ~90 cases cost seconds; `test_preflight.py` and the e2e tests run the installed script.
 """
+import io
 import socket
 from pathlib import Path
 
@@ -28,6 +29,25 @@ def _run(*overrides):
 def _trial(*args):
     return ["trial", *args, "--out", "{tmp}/out"]
 
+
+def _saved(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _jpeg(colour) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (12, 12), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+WRONG_STATE_DICT = _saved({"stem.weight": torch.zeros(8, 3, 3, 3)})
+RESNET18_1000_CLASSES = _saved({k: v for k, v in __import__("torchvision").models.resnet18().state_dict().items()})
+IMAGE_FOLDER = {f"images/{split}/{c}/{i}.jpg": _jpeg(colour) for split in ("train", "val")
+                for c, colour in (("a", (200, 0, 0)), ("b", (0, 0, 200))) for i in range(3)}
 
 SEARCH_JSON = '{"parent_run_id": "x", "tracking_uri": "%s", "config": {}}'
 
@@ -152,6 +172,34 @@ CASES = [
     ("resume-scheme", ["resume", "nosuch://bucket/search"], {}, "experiment_path: nosuch://bucket/search: cannot read it"),
     ("resume-gcs-offline", ["resume", "gs://robustprune-no-such-bucket/search"], {},
      "experiment_path: gs://robustprune-no-such-bucket/search: cannot read it"),
+    # ---- run: the user's own network and data ----------------------------------------------
+    ("torchvision-unknown", _run("model.name=torchvision:resnet5O"), {},
+     "model.name: unknown torchvision model 'resnet5O'; did you mean resnet50"),
+    ("timm-unknown", _run("model.name=timm:resnet_18"), {}, "model.name: unknown timm model 'resnet_18'; did you mean"),
+    ("model-source-unknown", _run("model.name=hub:resnet50"), {}, "model.name: unknown model source 'hub:'; allowed:"),
+    ("python-not-callable", _run("model.name=python:{tmp}/nets.py:make"), {"nets.py": "make = 3\n"},
+     "model.name: python:{tmp}/nets.py:make: make is a int, not callable"),
+    ("python-no-import", _run("model.name=python:{tmp}/nets.py:make"), {"nets.py": "import no_such_module\n"},
+     "importing {tmp}/nets.py failed: ModuleNotFoundError"),
+    ("python-raises", _run("data.name=synthetic", "model.name=python:{tmp}/nets.py:make"),
+     {"nets.py": "def make():\n    raise RuntimeError('no GPU')\n"},
+     "model.name: python:{tmp}/nets.py:make: calling make(**model.args) raised RuntimeError: no GPU"),
+    ("weights-missing", _run("data.name=synthetic", "model.name=torchvision:resnet18", "model.weights={tmp}/no.pt"), {},
+     "model.weights: {tmp}/no.pt not found"),
+    ("weights-corrupt", _run("data.name=synthetic", "model.name=torchvision:resnet18", "model.weights={tmp}/w.pt"),
+     {"w.pt": b"\x00garbage"}, "model.weights: {tmp}/w.pt is not a readable state_dict"),
+    ("weights-not-fitting", _run("data.name=synthetic", "model.name=torchvision:resnet18",
+                                 "model.weights={tmp}/w.pt"), {"w.pt": WRONG_STATE_DICT},
+     "model.weights: {tmp}/w.pt does not fit the architecture: missing key 'conv1.weight'"),
+    ("classes-mismatch", _run("data.name=synthetic", "model.name=python:{tmp}/nets.py:make"),
+     {"nets.py": "from torch import nn\ndef make():\n    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 4))\n"},
+     "model.name: python:{tmp}/nets.py:make outputs (4,) per image; the data has 10 classes"),
+    ("layer-no-blocks", _run("data.name=synthetic", "model.name=torchvision:vgg11", "space.granularities=[layer]",
+                             "space.criteria=[l1]"), {},
+     "space.granularities: torchvision:vgg11 has no residual blocks"),
+    ("imagefolder-no-dir", _run("data.name=imagefolder"), {}, "data.data_dir: imagefolder is read from disk; set data_dir"),
+    ("imagefolder-missing", _run("data.name=imagefolder", "data.data_dir={tmp}/images"), {},
+     "data.data_dir: {tmp}/images/train not found"),
     ("resume-s3-offline", ["resume", "s3://robustprune-no-such-bucket/search"], {},
      "experiment_path: s3://robustprune-no-such-bucket/search: cannot read it"),
     ("storage-gcs-offline", _run("experiment.storage_path=gs://robustprune-no-such-bucket/runs"), {},
@@ -172,6 +220,12 @@ CASES = [
     ("trial-cifar-dir", _trial("--dataset", "cifar10", "--data-dir", "/nonexistent"), {}, "cifar-10-batches-py"),
     ("trial-layer-lenet", _trial("--granularity", "layer", "--model", "lenet"), {}, "layer pruning allowed for"),
     ("trial-device", _trial("--device", "tpu"), {}, "allowed: auto, cpu, cuda"),
+    ("trial-weights-classes", _trial("--dataset", "synthetic", "--model", "torchvision:resnet18", "--model-weights",
+                                     "{tmp}/w.pt"), {"w.pt": RESNET18_1000_CLASSES},
+     "model.weights: {tmp}/w.pt does not fit the architecture: 'fc.weight' has shape (1000, 512), the model (10, 512)"),
+    ("trial-image-too-small", _trial("--dataset", "imagefolder", "--data-dir", "{tmp}/images", "--image-size", "8",
+                                     "--model", "torchvision:alexnet"), IMAGE_FOLDER,
+     "image_size: torchvision:alexnet does not run on 8x8 images"),
     ("trial-cuda-absent", _trial("--dataset", "digits", "--device", NO_CUDA), {},
      f"device: '{NO_CUDA}' requested but this machine has"),
     ("trial-val-size", _trial("--val-size", "4500"), {}, "val_size: got 4500; allowed: 1..4499"),

@@ -97,7 +97,10 @@ def initial_model(cfg: TrialConfig, data: Dataset) -> tuple[nn.Module, dict]:
     not fit the data: its classes, or an image size too small for it."""
     arch = {"name": cfg.model, "args": dict(cfg.model_args), "in_channels": data.shape[0],
             "num_classes": data.num_classes, "mean": cfg.data_mean, "std": cfg.data_std}
-    model = build_model(**arch, fallback_normalization=(list(data.mean), list(data.std)))
+    try:
+        model = build_model(**arch, fallback_normalization=(list(data.mean), list(data.std)))
+    except ValueError as e:
+        raise ValueError(f"model: {e}") from None
     arch["mean"], arch["std"] = recorded_normalization(model)
     if cfg.model_weights:
         load_weights(model, cfg.model_weights)

@@ -26,7 +26,7 @@ _STAGED: dict[str, Path] = {}  # a file target's path -> the copy of its code th
 def split_target(target: str) -> tuple[str, str]:
     where, sep, attr = target.rpartition(":")
     if not sep or not where or not attr:
-        raise ValueError(f"model 'python:{target}': expected python:MODULE:CALLABLE or python:FILE.py:CALLABLE")
+        raise ValueError(f"python:{target}: expected python:MODULE:CALLABLE or python:FILE.py:CALLABLE")
     return where, attr
 
 
@@ -64,7 +64,7 @@ def carried_code(model_name: str, code: str | None) -> str | None:
         try:
             code = Path(path).read_text()
         except OSError as e:
-            raise ValueError(f"model 'python:{target}': cannot read {path}: {e.strerror}") from None
+            raise ValueError(f"python:{target}: cannot read {path}: {e.strerror}") from None
     stage_code(path, code)
     return code
 
@@ -72,7 +72,7 @@ def carried_code(model_name: str, code: str | None) -> str | None:
 def _module_from_file(path: str):
     source = _STAGED.get(path, Path(path))
     if not source.is_file():
-        raise ValueError(f"model 'python:{path}': file not found")
+        raise ValueError(f"python:{path}: file not found")
     name = f"robustprune_user_{code_digest(source.read_text())}"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, source)
@@ -93,13 +93,13 @@ def load_callable(target: str) -> Callable[..., nn.Module]:
     except ValueError:
         raise
     except Exception as e:
-        raise ValueError(f"model 'python:{target}': importing {where} failed: {type(e).__name__}: "
+        raise ValueError(f"python:{target}: importing {where} failed: {type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
     factory = getattr(module, attr, None)
     if factory is None:
-        raise ValueError(f"model 'python:{target}': {where} has no attribute '{attr}'")
+        raise ValueError(f"python:{target}: {where} has no attribute '{attr}'")
     if not callable(factory):
-        raise ValueError(f"model 'python:{target}': {attr} is a {type(factory).__name__}, not callable")
+        raise ValueError(f"python:{target}: {attr} is a {type(factory).__name__}, not callable")
     return factory
 
 
@@ -115,5 +115,5 @@ class PythonFactory:
         try:
             return factory(**args)
         except Exception as e:
-            raise ValueError(f"model 'python:{target}': calling {split_target(target)[1]}(**model.args) raised "
+            raise ValueError(f"python:{target}: calling {split_target(target)[1]}(**model.args) raised "
                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

@@ -64,7 +64,7 @@ def build_model(name: str, in_channels: int, num_classes: int, mean, std, args: 
         mean, std = (mean, std) if mean is not None else fallback_normalization
     net = spec.build(target, dict(args or {}), in_channels, num_classes, mean, std)
     if not isinstance(net, nn.Module):
-        raise ValueError(f"model: {name} returned a {type(net).__name__}, not a torch nn.Module")
+        raise ValueError(f"{name} returned a {type(net).__name__}, not a torch nn.Module")
     if spec.normalizes_itself:
         return net
     if mean is None:

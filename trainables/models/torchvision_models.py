@@ -34,5 +34,5 @@ class Torchvision:
         import torchvision.models
 
         if in_channels != 3:
-            raise ValueError(f"model.name: torchvision:{target} takes 3-channel images; the data has {in_channels}")
+            raise ValueError(f"torchvision:{target} takes 3-channel images; the data has {in_channels}")
         return torchvision.models.get_model(target, weights=None, num_classes=num_classes, **args)

@@ -1,0 +1,23 @@
+"""Test-made image data: an ImageFolder of JPEGs whose classes are learnable (each class a
+colour, plus noise), in the ImageNet layout (train/<class>/, val/<class>/)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+COLOURS = [(220, 40, 40), (40, 200, 60), (50, 60, 220), (230, 210, 40)]
+
+
+def write_image_folder(root: Path, classes: int = 3, train_per_class: int = 24, val_per_class: int = 8,
+                       size: int = 40, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for c in range(classes):
+            folder = root / split / f"class_{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = np.clip(np.array(COLOURS[c]) + rng.normal(0, 40, (size, size, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:04d}.jpg", quality=90)
+    return root

@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from trainables.config import (AttackConfig, Strict, TrainConfig, TrialConfig, format_validation_error,
-                               open_unit_interval)
+                               open_unit_interval, weights_are_the_baseline)
 from trainables.attacks import ATTACKS
 from trainables.data import DATASETS
 from trainables.models import check_model_name
@@ -71,6 +71,8 @@ class DataConfig(Strict):
     workers: int = Field(0, ge=0, description="streamed datasets: DataLoader processes decoding images")
     mean: list[float] | None = Field(None, description="normalization inside the model; default: the data's")
     std: list[float] | None = None
+    image_column: str = Field("image", description="hf datasets: the column holding the images")
+    label_column: str = Field("label", description="hf datasets: the column holding the class labels")
 
     @field_validator("name")
     @classmethod
@@ -256,6 +258,12 @@ class SearchConfig(Strict):
     resources: ResourcesConfig = ResourcesConfig()
     failures: FailuresConfig = FailuresConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_are_the_baseline(cls, data):
+        model = data.get("model") if isinstance(data, dict) else None
+        return weights_are_the_baseline(data, model.get("weights") if isinstance(model, dict) else None)
+
     @model_validator(mode="after")
     def _space_fits_model(self):
         for g in self.space.granularities:
@@ -326,9 +334,10 @@ class SearchConfig(Strict):
                 dataset=self.data.name, data_dir=self.data.data_dir, download=self.data.download,
                 val_size=self.data.val_size, eval_size=self.data.eval_size, calib_size=self.data.calib_size,
                 image_size=self.data.image_size, data_workers=self.data.workers, data_mean=self.data.mean,
-                data_std=self.data.std, model=self.model.name, model_weights=self.model.weights,
-                model_args=self.model.args, model_code=self.model.code, seed=self.experiment.seed, device=self.experiment.device,
-                amp=self.experiment.amp, baseline=self.baseline, granularity=sampled["granularity"],
+                data_std=self.data.std, image_column=self.data.image_column,
+                label_column=self.data.label_column, model=self.model.name, model_weights=self.model.weights,
+                model_args=self.model.args, model_code=self.model.code, seed=self.experiment.seed,
+                device=self.experiment.device, amp=self.experiment.amp, baseline=self.baseline, granularity=sampled["granularity"],
                 criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],
                 global_pruning=self.space.global_pruning,
                 criterion_params=self.space.criterion_params.get(sampled["criterion"], {}), finetune=finetune,
@@ -340,7 +349,8 @@ class SearchConfig(Strict):
             where = {"granularity": "space.granularities", "criterion": "space.criteria",
                      "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name",
                      "model_weights": "model.weights", "model_args": "model.args", "image_size": "data.image_size",
-                     "data_mean": "data.mean", "data_std": "data.std",
+                     "data_mean": "data.mean", "data_std": "data.std", "image_column": "data.image_column",
+                     "label_column": "data.label_column",
                      "device": "experiment.device", "val_size": "data.val_size"}
             if field.startswith("criterion_params"):
                 where[field] = f"space.criterion_params.{sampled['criterion']}{field[len('criterion_params'):]}"

@@ -21,3 +21,27 @@ def write_image_folder(root: Path, classes: int = 3, train_per_class: int = 24, 
                 pixels = np.clip(np.array(COLOURS[c]) + rng.normal(0, 40, (size, size, 3)), 0, 255)
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:04d}.jpg", quality=90)
     return root
+
+
+def write_hf_dataset(root: Path, classes: int = 3, train_per_class: int = 20, test_per_class: int = 6,
+                     size: int = 24, seed: int = 0) -> Path:
+    """The same colours as a Hugging Face DatasetDict (Image and ClassLabel features), saved to disk."""
+    import datasets
+
+    rng = np.random.default_rng(seed)
+
+    def rows(count):
+        images, labels = [], []
+        for c in range(classes):
+            for _ in range(count):
+                pixels = np.clip(np.array(COLOURS[c]) + rng.normal(0, 40, (size, size, 3)), 0, 255)
+                images.append(Image.fromarray(pixels.astype(np.uint8)))
+                labels.append(c)
+        return {"img": images, "fine_label": labels}
+
+    features = datasets.Features({"img": datasets.Image(),
+                                  "fine_label": datasets.ClassLabel(names=[f"c{c}" for c in range(classes)])})
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows(train_per_class), features=features),
+                               "test": datasets.Dataset.from_dict(rows(test_per_class), features=features)})
+    dd.save_to_disk(str(root))
+    return root

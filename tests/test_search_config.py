@@ -14,7 +14,7 @@ CLI = str(Path(sys.executable).parent / "robustprune")
 
 def test_shipped_configs_validate():
     for path in sorted((ROOT / "configs").glob("*.yaml")):
-        if "cifar" in path.name:  # needs the user's CIFAR files: validated with a fake folder below
+        if "cifar" in path.name or "imagenet" in path.name:  # the user's files: validated with a fake folder below
             continue
         cfg = load_config(path)
         assert cfg.search.num_samples >= 1
@@ -28,6 +28,23 @@ def test_paper_config_validates_with_cifar_files(tmp_path):
     cfg = load_config(ROOT / "configs" / "cifar10-resnet56.yaml", [f"data.data_dir={tmp_path}"])
     assert cfg.model.name == "resnet56" and set(cfg.space.granularities) == {"filter", "layer"}
     assert cfg.resources.gpus_per_trial > 0
+
+
+def test_imagenet_config_validates_and_its_network_is_built_for_its_data(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from image_data import write_image_folder
+    from search.preflight import check_model_fits_data
+
+    folder = write_image_folder(tmp_path / "imagenet", train_per_class=3, val_per_class=1, size=16)
+    cfg = load_config(ROOT / "configs" / "imagenet-resnet50.yaml", [f"data.data_dir={folder}", "model.weights=null",
+                                                                    "data.val_size=3"])
+    trial = cfg.fixed_trial_config()
+    assert (cfg.model.name, trial.image_size, trial.baseline.epochs) == ("torchvision:resnet50", 224, 5)
+    check_model_fits_data(cfg)  # ResNet-50 at 224 px, its 12 removable bottlenecks for the layer granularity
+    given = load_config(ROOT / "configs" / "imagenet-resnet50.yaml", [f"data.data_dir={folder}", "data.val_size=3"])
+    assert given.fixed_trial_config().baseline.epochs == 0  # with weights: measured, not trained
 
 
 def test_overrides_keep_types_and_merge_ranges():

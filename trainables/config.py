@@ -88,6 +88,19 @@ class AttackConfig(Strict):
         return AttackConfig(name=self.name, eps=self.eps, params=full_strength(self.name, self.resolved_params()))
 
 
+def weights_are_the_baseline(data, weights: str | None):
+    """Given weights are the baseline: measured, not trained, unless baseline.epochs is set.
+    Resolved in the raw config, so the epochs are explicit in every copy of it sent on."""
+    if not isinstance(data, dict) or not weights:
+        return data
+    baseline = data.get("baseline")
+    given = baseline.model_fields_set if isinstance(baseline, TrainConfig) else set(baseline or {})
+    if "epochs" in given:
+        return data
+    fields = baseline.model_dump(exclude_unset=True) if isinstance(baseline, TrainConfig) else dict(baseline or {})
+    return {**data, "baseline": {**fields, "epochs": 0}}
+
+
 class TrialConfig(Strict):
     # data
     dataset: str = "mnist5k"
@@ -100,6 +113,8 @@ class TrialConfig(Strict):
     data_workers: int = Field(0, ge=0, description="streamed datasets: DataLoader processes decoding images")
     data_mean: list[float] | None = Field(None, description="normalization inside the model; default: the data's")
     data_std: list[Annotated[float, Field(gt=0)]] | None = None
+    image_column: str = Field("image", description="hf datasets: the column holding the images")
+    label_column: str = Field("label", description="hf datasets: the column holding the class labels")
     # model and its training
     model: str = "lenet"
     model_weights: str | None = Field(None, description="a state_dict, checkpoint or .safetensors file: the baseline")
@@ -135,14 +150,7 @@ class TrialConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _weights_are_the_baseline(cls, data):
-        """Given weights are the baseline: measured, not trained, unless baseline.epochs is set."""
-        if isinstance(data, dict) and data.get("model_weights"):
-            baseline = data.get("baseline")
-            given = baseline.model_fields_set if isinstance(baseline, TrainConfig) else set(baseline or {})
-            if "epochs" not in given:
-                data = {**data, "baseline": {**(baseline.model_dump() if isinstance(baseline, TrainConfig)
-                                                else baseline or {}), "epochs": 0}}
-        return data
+        return weights_are_the_baseline(data, data.get("model_weights") if isinstance(data, dict) else None)
 
     @model_validator(mode="after")
     def _model_known(self):
@@ -214,7 +222,7 @@ class TrialConfig(Strict):
             if self.data_dir is None:
                 raise ValueError(f"data_dir: {self.dataset} is read from disk; set data_dir"
                                  + (" (or download: true to fetch it)" if info.loader else ""))
-            problem = info.files_problem(self.data_dir)
+            problem = info.files_problem(self.data_dir, self.data_options())
             if problem:
                 raise ValueError(f"data_dir: {problem}")
         return self
@@ -231,7 +239,8 @@ class TrialConfig(Strict):
         """What a streamed dataset is opened with (in-memory ones take none)."""
         if DATASETS[self.dataset].opener is None:
             return {}
-        options = {"workers": self.data_workers, "mean": self.data_mean, "std": self.data_std}
+        options = {"workers": self.data_workers, "mean": self.data_mean, "std": self.data_std,
+                   "image_column": self.image_column, "label_column": self.label_column}
         if self.image_size is not None:
             options["image_size"] = self.image_size
         return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}

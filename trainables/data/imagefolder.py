@@ -14,10 +14,10 @@ import torch
 
 from .registry import Dataset, DatasetUnavailable, carve_val, register_streamed
 from .splits import StreamedSplit
+from .transforms import image_transforms
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CENTRE_CROP_FRACTION = 0.875
 
 
 @lru_cache(maxsize=8)
@@ -29,7 +29,7 @@ def _scan(folder: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
     return tuple(classes), tuple(make_dataset(folder, to_index, IMG_EXTENSIONS))
 
 
-def files_problem(data_dir: str | None) -> str | None:
+def files_problem(data_dir: str | None, options: dict | None = None) -> str | None:
     if data_dir is None:
         return "imagefolder needs data_dir (a folder holding train/ and val/ class folders)"
     root = Path(data_dir)
@@ -56,13 +56,9 @@ class FolderImages:
     """One split folder's images, decoded with PIL and transformed (the ImageSource of a StreamedSplit)."""
 
     def __init__(self, folder: str, image_size: int):
-        from torchvision import transforms as T
-
         _, self.samples = _scan(folder)
         self.labels = torch.tensor([label for _, label in self.samples], dtype=torch.int64)
-        self.train_transform = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor()])
-        self.eval_transform = T.Compose([T.Resize(int(round(image_size / CENTRE_CROP_FRACTION))),
-                                         T.CenterCrop(image_size), T.ToTensor()])
+        self.train_transform, self.eval_transform = image_transforms(image_size)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -43,8 +43,8 @@ class DatasetInfo:
     test_size: int | None = None  # the official test split's size; None: carved out of `size`
     augment: bool = False
     needs_files: bool = False  # read from data_dir
-    # (data_dir) -> one line saying what is wrong with the files, or None
-    files_problem: Callable[[str], str | None] = lambda data_dir: None
+    # (data_dir, options) -> one line saying what is wrong with the files, or None
+    files_problem: Callable[[str, dict], str | None] = lambda data_dir, options: None
     opener: Callable[..., Dataset] | None = None  # streamed: (name, seed, data_dir, val_size, **options)
     counts: Callable[[str], tuple[int, int]] | None = None  # streamed: data_dir -> (train pool, test) images
 
@@ -79,7 +79,8 @@ DATASETS: dict[str, DatasetInfo] = {}
 
 
 def register(name: str, default_eps: float, size: int, test_size: int | None = None, augment: bool = False,
-             needs_files: bool = False, files_problem: Callable[[str], str | None] = lambda data_dir: None):
+             needs_files: bool = False,
+             files_problem: Callable[[str, dict], str | None] = lambda data_dir, options: None):
     """An in-memory dataset: the decorated loader returns its arrays."""
     def wrap(fn):
         DATASETS[name] = DatasetInfo(default_eps, fn, size, test_size, augment, needs_files, files_problem)
@@ -88,7 +89,8 @@ def register(name: str, default_eps: float, size: int, test_size: int | None = N
 
 
 def register_streamed(name: str, default_eps: float, opener: Callable[..., Dataset],
-                      counts: Callable[[str], tuple[int, int]], files_problem: Callable[[str], str | None]) -> None:
+                      counts: Callable[[str], tuple[int, int]],
+                      files_problem: Callable[[str, dict], str | None]) -> None:
     DATASETS[name] = DatasetInfo(default_eps, augment=True, needs_files=True, files_problem=files_problem,
                                  opener=opener, counts=counts)
 

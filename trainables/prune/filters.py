@@ -17,9 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch_pruning as tp
 from torch import nn
-from torch_pruning.pruner import function as tp_fn
 
 from ..data import Split
 from ..models import classifier_layer
@@ -27,6 +25,7 @@ from .ablation import AblationProbe, channel_ablations
 from .activations import JointVip, MeanOverSamples, activation_after, collect_scores, execution_order, mean_abs, \
     relative_rank
 from .criterion import Criterion, PlsVipParams
+from .torch_pruning_import import tp, tp_fn
 
 OUT_CHANNEL_FNS = (tp_fn.prune_batchnorm_out_channels, tp_fn.prune_conv_out_channels,
                    tp_fn.prune_linear_out_channels)

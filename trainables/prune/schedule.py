@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch_pruning as tp
+from .torch_pruning_import import tp
 from torch import nn
 
 from ..data import Split

@@ -1,13 +1,13 @@
-"""The imagefolder source: streamed splits (only bounded subsets in memory), its transforms,
-and its files' problems as one-line errors."""
+"""The streamed sources (imagefolder, hf): splits that hold indices (only bounded subsets in
+memory), their transforms, a trial on each, and their files' problems as one-line errors."""
 import pytest
 import torch
 from pydantic import ValidationError
 
-from image_data import write_image_folder
+from image_data import write_hf_dataset, write_image_folder
 from trainables.config import TrialConfig, format_validation_error
 from trainables.data import DatasetUnavailable, StreamedSplit, load_dataset
-from trainables.trial import run_trial, train_baseline
+from trainables.trial import load_data, run_trial, train_baseline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -97,3 +97,35 @@ def test_timm_models_normalize_with_their_own_statistics_unless_set(folder):
     set_here = train_baseline(TrialConfig(data_mean=[0.4, 0.4, 0.4], data_std=[0.2, 0.2, 0.2], **common))
     arch = set_here.payload["spec"]["arch"]
     assert arch["mean"] == pytest.approx([0.4] * 3) and arch["std"] == pytest.approx([0.2] * 3)
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    return write_hf_dataset(tmp_path_factory.mktemp("hf") / "colours")
+
+
+def test_a_trial_runs_on_a_hugging_face_dataset_saved_to_disk(hf_folder):
+    cfg = TrialConfig(dataset="hf", data_dir=str(hf_folder), image_column="img", label_column="fine_label",
+                      image_size=24, val_size=9, model="resnet20", baseline={"epochs": 5, "batch_size": 16},
+                      finetune={"epochs": 1, "batch_size": 16}, eval_size=9, calib_size=8, latency_repeats=1,
+                      attacks=[{"name": "fgsm"}])
+    data = load_data(cfg)
+    assert (len(data.train), len(data.val), len(data.test), data.num_classes) == (51, 9, 18, 3)
+    assert isinstance(data.test, StreamedSplit) and data.test.subset(4, 0).x.shape == (4, 3, 24, 24)
+    baseline = train_baseline(cfg)
+    assert baseline.metrics["clean_acc"] > 0.5
+    assert 0 < run_trial(cfg, baseline).metrics["flops_reduction"] < 1
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({}, "data_dir: image_column 'image' is not a column of {root}; its columns: img, fine_label"),
+    ({"image_column": "img"}, "data_dir: label_column 'label' is not a column of {root}; its columns: img, fine_label"),
+    ({"data_dir": "{root}/../nothing-here"}, "data_dir: {root}/../nothing-here"),
+])
+def test_hugging_face_problems_are_one_line_config_errors(hf_folder, fields, message):
+    values = {"dataset": "hf", "data_dir": str(hf_folder), **fields}
+    values["data_dir"] = values["data_dir"].format(root=hf_folder)
+    with pytest.raises(ValidationError) as err:
+        TrialConfig(**values)
+    line = format_validation_error(err.value)
+    assert line.startswith(message.format(root=hf_folder)) and "\n" not in line, line

@@ -67,9 +67,10 @@ def test_a_users_module_with_a_residual_block_and_one_without(tmp_path):
 
 @pytest.fixture(scope="module")
 def resnet18_weights(tmp_path_factory):
-    """A torchvision ResNet-18 briefly trained on the synthetic data, its weights saved the
-    way users save them (a plain state_dict of the network, without our normalization)."""
-    cfg = TrialConfig(dataset="synthetic", model="torchvision:resnet18", baseline={"epochs": 1}, eval_size=32,
+    """A torchvision ResNet-18's weights saved the way users save them (a plain state_dict of the
+    network, without our normalization). Untrained: which weights they are does not matter here
+    (tests/test_e2e_own_model.py searches from weights a test trained)."""
+    cfg = TrialConfig(dataset="synthetic", model="torchvision:resnet18", baseline={"epochs": 0}, eval_size=32,
                       latency_repeats=1, attacks=[{"name": "fgsm"}])
     baseline = train_baseline(cfg)
     state = {k.removeprefix("net."): v for k, v in baseline.payload["state_dict"].items()
@@ -190,6 +191,9 @@ def test_a_model_that_does_not_fit_the_data_is_named(tmp_path):
                                    baseline={"epochs": 0}))
 
 
+ONNX_CELLS = {("torchvision:resnet18", "filter"), ("timm:resnet18", "layer")}
+
+
 @pytest.mark.parametrize("name,granularity", [("torchvision:resnet18", "filter"), ("torchvision:resnet18", "layer"),
                                               ("timm:resnet18", "filter"), ("timm:resnet18", "layer")])
 def test_pruned_models_of_other_sources_round_trip_and_export(tmp_path, name, granularity):
@@ -207,8 +211,9 @@ def test_pruned_models_of_other_sources_round_trip_and_export(tmp_path, name, gr
         assert torch.allclose(load_model(save_model(model, spec, tmp_path / "model.pt"))(x), expected, atol=1e-5)
         traced = FORMATS["torchscript"](model, x[:1], {"spec": spec}, tmp_path)
         assert torch.allclose(torch.jit.load(str(traced))(x), expected, atol=1e-5)
-    onnx_file = FORMATS["onnx"](model, x[:1], {"spec": spec}, tmp_path)
-    assert onnx_file.stat().st_size > 10_000
+    if (name, granularity) in ONNX_CELLS:  # the slowest export (seconds): one cell per source
+        onnx_file = FORMATS["onnx"](model, x[:1], {"spec": spec}, tmp_path)
+        assert onnx_file.stat().st_size > 10_000
 
 
 def test_a_python_file_model_travels_with_its_config_to_a_machine_without_the_file(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick bench bench-criteria bench-driver bench-search clean
+.PHONY: install demo test test-quick bench bench-criteria bench-data bench-memory bench-resnet50 bench-driver bench-search clean
 
 install: $(STAMP)
 
@@ -43,6 +43,15 @@ bench: install
 
 bench-criteria: install
 	$(PY) bench/bench_criteria.py --out bench/criteria.md
+
+bench-data: install
+	$(PY) bench/bench_data.py
+
+bench-memory: install
+	$(PY) bench/bench_memory.py
+
+bench-resnet50: install
+	$(PY) bench/bench_resnet50.py
 
 bench-driver: install
 	$(PY) bench/bench_driver.py

@@ -83,6 +83,9 @@ def _check_baseline_fits(spec: dict, dataset: str, data) -> None:
 def cmd_trial(args) -> int:
     from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
     from trainables.test_eval import final_evaluation
+    import torch
+
+    from trainables.prune import check_filter_prunable
     from trainables.trial import Baseline, evaluate, initial_model, load_data, run_trial, train_baseline
     from trainables.train import check_device_present, resolve_device
 
@@ -114,8 +117,10 @@ def cmd_trial(args) -> int:
         _check_baseline_fits(payload["spec"], cfg.dataset, data)
         baseline = Baseline(payload, evaluate(baseline_model, data, cfg, device))
     else:
-        try:
-            initial_model(cfg, data)  # weights, classes and image size checked before any training
+        try:  # weights, classes, image size and the channel graph checked before any training
+            model, _ = initial_model(cfg, data)
+            if cfg.granularity == "filter":
+                check_filter_prunable(model, torch.zeros(1, *data.shape))
         except ValueError as e:
             raise UsageError(str(e)) from None
         print(f"training baseline {cfg.model} on {cfg.dataset} ({cfg.baseline.epochs} epochs)...", file=sys.stderr)

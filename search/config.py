@@ -125,6 +125,8 @@ class SpaceConfig(Strict):
     finetune_epochs: IntRange = IntRange(low=1, high=1)
     finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its epochs come from finetune_epochs
     global_pruning: bool = False
+    round_to: int | None = Field(None, ge=1, description="filter pruning: channel counts in multiples of it "
+                                                          "(8 suits GPU kernels)")
     criterion_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per criterion, e.g. {pls_vip: {pooling: mean}}")
 
@@ -339,7 +341,7 @@ class SearchConfig(Strict):
                 model_args=self.model.args, model_code=self.model.code, seed=self.experiment.seed,
                 device=self.experiment.device, amp=self.experiment.amp, baseline=self.baseline, granularity=sampled["granularity"],
                 criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],
-                global_pruning=self.space.global_pruning,
+                global_pruning=self.space.global_pruning, round_to=self.space.round_to,
                 criterion_params=self.space.criterion_params.get(sampled["criterion"], {}), finetune=finetune,
                 attacks=self.attacks,
                 test_size=self.evaluation.test_size, final_attacks=self.final_attacks(), eps_grid=self.eps_grid())

@@ -242,3 +242,14 @@ def initial_model_for(cfg):
     from trainables.trial import initial_model
 
     return initial_model(cfg, load_data(cfg))
+
+
+def test_round_to_keeps_every_pruned_width_a_multiple():
+    calib = Split(torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,)))
+    widths = {}
+    for round_to in (None, 8):
+        model = build_model(**_arch("torchvision:resnet18")).eval()
+        prune(model, PruneSettings("filter", "l1", 0.3, 1, round_to=round_to), calib, CPU, lambda m, r: None)
+        widths[round_to] = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w % 8 == 0 for w in widths[8]), widths[8]
+    assert any(w % 8 for w in widths[None])  # without it, 30% of 64 leaves 45: not a multiple of 8

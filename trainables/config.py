@@ -130,6 +130,7 @@ class TrialConfig(Strict):
     ratio: float = 0.5
     iterations: int = Field(1, ge=1)
     global_pruning: bool = False
+    round_to: int | None = Field(None, ge=1, description="filter pruning keeps channel counts in multiples of it")
     criterion_params: dict[str, Any] = Field(default_factory=dict, description="e.g. pls_vip: {pooling: mean}")
     finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)
     # evaluation
@@ -280,7 +281,7 @@ class TrialConfig(Strict):
 
     def prune_settings(self) -> PruneSettings:
         return PruneSettings(self.granularity, self.criterion, self.ratio, self.iterations, self.global_pruning,
-                             dict(self.criterion_params))
+                             dict(self.criterion_params), self.round_to)
 
 
 _TYPE_NAMES = {"int_parsing": "an integer", "float_parsing": "a number", "bool_parsing": "true or false",

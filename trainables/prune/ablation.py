@@ -72,14 +72,19 @@ def outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
 class AblationProbe:
     """The network's outputs on a batch, plus every leaf module's output in execution order,
     so an ablated pass recomputes only what runs from the first touched module on: the leaves
-    before it return their cached outputs (each leaf runs once per forward in our models)."""
+    before it return their cached outputs. The replayed prefix also ends at the first leaf that
+    runs more than once per forward (torchvision's bottlenecks call one ReLU three times), whose
+    single cached output could not stand for its calls."""
 
     @torch.no_grad()
     def __init__(self, model: nn.Module, x: torch.Tensor):
         self.model, self.x = model.eval(), x
         self.cached: dict[nn.Module, torch.Tensor] = {}  # filled in execution order
+        self.reused: set[nn.Module] = set()
 
         def record(module, _inputs, out):
+            if module in self.cached:
+                self.reused.add(module)
             self.cached[module] = out.detach().clone()
 
         handles = [m.register_forward_hook(record) for m in leaf_modules(model)]
@@ -93,7 +98,7 @@ class AblationProbe:
     @contextmanager
     def _replay_prefix(self, touched: list[nn.Module], k: int):
         inside = {m for t in touched for m in t.modules()}
-        first = min(i for i, leaf in enumerate(self.order) if leaf in inside)
+        first = min(i for i, leaf in enumerate(self.order) if leaf in inside or leaf in self.reused)
         prefix = self.order[:first]
         for leaf in prefix:
             out = self.cached[leaf]

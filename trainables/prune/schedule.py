@@ -1,17 +1,18 @@
 """The iterative schedule: prune a share of the target in each round, fine-tune after each."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from .torch_pruning_import import tp
 from torch import nn
 
 from ..data import Split
 from ..models import classifier_layer, removable_blocks, remove_block
 from .filters import FILTER_CRITERIA
 from .layers import LAYER_CRITERIA
+from .torch_pruning_import import tp
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,27 @@ class PruneSettings:
     iterations: int
     global_pruning: bool = False
     params: dict = field(default_factory=dict)  # the criterion's parameters
+    round_to: int | None = None  # filter: every pruned layer keeps a multiple of this many channels
 
 
 FineTune = Callable[[nn.Module, int], None]  # (model, round index) -> None, trains in place
+
+
+@contextmanager
+def dependency_graph_errors():
+    """torch-pruning's failures to trace a network's channel dependencies, as one line."""
+    try:
+        yield
+    except Exception as e:
+        raise ValueError(f"granularity: filter pruning cannot trace which channels this network couples "
+                         f"(torch-pruning: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:100]}); channel "
+                         f"shuffles (ShuffleNet) are one such case; allowed: layer") from None
+
+
+def check_filter_prunable(model: nn.Module, example: torch.Tensor) -> None:
+    """Build the channel dependency graph once, as filter pruning will (ValueError if it cannot)."""
+    with dependency_graph_errors():
+        tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
 
 
 def prune_filters(model: nn.Module, s: PruneSettings, calib: Split, device: torch.device,
@@ -32,10 +51,11 @@ def prune_filters(model: nn.Module, s: PruneSettings, calib: Split, device: torc
     importance = FILTER_CRITERIA[s.criterion].make(s.params)
     prepare = getattr(importance, "prepare", None)  # criteria that read the current model
     model.to(device).eval()
-    pruner = tp.pruner.MetaPruner(
-        model, calib.x[:1].to(device), importance=importance, pruning_ratio=s.ratio,
-        iterative_steps=s.iterations, global_pruning=s.global_pruning,
-        ignored_layers=[classifier_layer(model)])
+    with dependency_graph_errors():
+        pruner = tp.pruner.MetaPruner(
+            model, calib.x[:1].to(device), importance=importance, pruning_ratio=s.ratio,
+            iterative_steps=s.iterations, global_pruning=s.global_pruning, round_to=s.round_to,
+            ignored_layers=[classifier_layer(model)])
     for r in range(s.iterations):
         if prepare:
             prepare(model, calib, device)

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick bench bench-criteria bench-data bench-memory bench-resnet50 bench-driver bench-search clean
+.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-driver bench-search clean
 
 install: $(STAMP)
 
@@ -43,6 +43,9 @@ bench: install
 
 bench-criteria: install
 	$(PY) bench/bench_criteria.py --out bench/criteria.md
+
+bench-coverage: install
+	$(PY) bench/bench_coverage.py --out bench/coverage.md
 
 bench-data: install
 	$(PY) bench/bench_data.py

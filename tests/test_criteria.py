@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from trainables.config import TrialConfig, format_validation_error
 from trainables.cost import model_cost
+from trainables.data import Split
 from trainables.models import removable_blocks, remove_block
 from trainables.prune import CRITERIA, FILTER_CRITERIA, LAYER_CRITERIA, PruneSettings, prune, vip_scores
 from trainables.trial import load_data, train_baseline
@@ -224,3 +225,22 @@ def test_bad_criterion_combinations_are_one_line(fields, message):
 def test_criterion_params_are_recorded_with_defaults():
     records = TrialConfig(criterion="pls_vip", criterion_params={"pooling": "mean"}).records()
     assert records["criterion_params"] == {"pooling": "mean", "components": 2}
+
+
+def test_block_ablation_scores_hold_when_one_activation_module_runs_several_times():
+    """torchvision's bottlenecks call one ReLU three times per forward: the probe replays only
+    the calls made before the ablated block, so its scores still equal removing each block."""
+    from trainables.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name="torchvision:resnet50", in_channels=3, num_classes=10, mean=[0.5] * 3,
+                        std=[0.25] * 3).eval()
+    calib = Split(torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,)))
+    blocks = removable_blocks(model)
+    scores = LAYER_CRITERIA["kl"].make()(model, blocks, calib, CPU, 0)
+    with torch.no_grad():
+        reference = model(calib.x)
+        for name in ("net.layer1.1", "net.layer3.2", "net.layer4.2"):
+            without = copy.deepcopy(model)
+            remove_block(without, name)
+            assert scores[name] == pytest.approx(float(_kl(reference, without(calib.x))), rel=1e-3, abs=1e-6)

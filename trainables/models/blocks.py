@@ -18,6 +18,9 @@ ADDS = {operator.add, operator.iadd, torch.add}
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.LeakyReLU, nn.Identity)
 ACTIVATION_FUNCTIONS = {torch.relu, nn.functional.relu, nn.functional.relu6, nn.functional.silu,
                         nn.functional.gelu, nn.functional.hardswish, nn.functional.leaky_relu}
+# Functions a traced branch may end in that are the identity in evaluation (torchvision's
+# StochasticDepth is traced through to its function).
+REGULARIZERS = {"stochastic_depth", "drop_path", "dropout"}
 # Modules that never compute x + F(x) themselves: no need to trace them.
 LEAVES = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
           nn.Flatten) + ACTIVATIONS
@@ -35,6 +38,11 @@ def _is_activation(node: fx.Node, root: nn.Module) -> bool:
     if node.op == "call_function":
         return node.target in ACTIVATION_FUNCTIONS
     return node.op == "call_method" and node.target in ("relu", "relu_")
+
+
+def _is_regularizer(node: fx.Node) -> bool:
+    return (node.op == "call_function" and getattr(node.target, "__name__", "") in REGULARIZERS
+            and bool(node.args) and isinstance(node.args[0], fx.Node))
 
 
 def residual_branch(module: nn.Module) -> nn.Module | None:
@@ -56,6 +64,8 @@ def residual_branch(module: nn.Module) -> nn.Module | None:
         return None
     a, b = result.args
     branch = b if a is inputs[0] else a if b is inputs[0] else None
+    while isinstance(branch, fx.Node) and _is_regularizer(branch):
+        branch = branch.args[0]  # stochastic depth / drop-path: the identity in evaluation
     if not isinstance(branch, fx.Node) or branch.op != "call_module":
         return None
     return module.get_submodule(branch.target)

@@ -7,6 +7,7 @@ and each pass starts where the first ablated module runs (AblationProbe).
 """
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import contextmanager
 from typing import Callable
 
@@ -70,22 +71,21 @@ def outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 class AblationProbe:
-    """The network's outputs on a batch, plus every leaf module's output in execution order,
-    so an ablated pass recomputes only what runs from the first touched module on: the leaves
-    before it return their cached outputs. The replayed prefix also ends at the first leaf that
-    runs more than once per forward (torchvision's bottlenecks call one ReLU three times), whose
-    single cached output could not stand for its calls."""
+    """The network's outputs on a batch, plus every leaf module call's output in execution
+    order, so an ablated pass recomputes only what runs from the first touched module on: the
+    leaf calls before it return their cached outputs. A leaf may run several times per forward
+    (torchvision's bottlenecks call one ReLU three times): its calls before that point are
+    replayed in order, its later ones computed."""
 
     @torch.no_grad()
     def __init__(self, model: nn.Module, x: torch.Tensor):
         self.model, self.x = model.eval(), x
-        self.cached: dict[nn.Module, torch.Tensor] = {}  # filled in execution order
-        self.reused: set[nn.Module] = set()
+        self.cached: dict[nn.Module, list[torch.Tensor]] = {}  # each leaf's outputs, call by call
+        self.calls: list[nn.Module] = []  # the leaf of every call, in execution order
 
         def record(module, _inputs, out):
-            if module in self.cached:
-                self.reused.add(module)
-            self.cached[module] = out.detach().clone()
+            self.cached.setdefault(module, []).append(out.detach().clone())
+            self.calls.append(module)
 
         handles = [m.register_forward_hook(record) for m in leaf_modules(model)]
         try:
@@ -93,21 +93,30 @@ class AblationProbe:
         finally:
             for h in handles:
                 h.remove()
-        self.order = list(self.cached)
 
     @contextmanager
     def _replay_prefix(self, touched: list[nn.Module], k: int):
         inside = {m for t in touched for m in t.modules()}
-        first = min(i for i, leaf in enumerate(self.order) if leaf in inside or leaf in self.reused)
-        prefix = self.order[:first]
-        for leaf in prefix:
-            out = self.cached[leaf]
-            leaf.forward = lambda *_a, out=out: out.repeat(k, *([1] * (out.dim() - 1)))
+        first = min(i for i, leaf in enumerate(self.calls) if leaf in inside)
+        replayed = Counter(self.calls[:first])  # leaf -> how many of its first calls are replayed
+        for leaf, n in replayed.items():
+            leaf.forward = self._replaying(leaf, self.cached[leaf][:n], k)
         try:
             yield
         finally:
-            for leaf in prefix:
+            for leaf in replayed:
                 del leaf.forward
+
+    @staticmethod
+    def _replaying(leaf: nn.Module, outs: list[torch.Tensor], k: int):
+        compute, calls = leaf.forward, iter(range(len(outs)))
+
+        def forward(*args, **kwargs):
+            i = next(calls, None)
+            if i is None:
+                return compute(*args, **kwargs)
+            return outs[i].repeat(k, *([1] * (outs[i].dim() - 1)))
+        return forward
 
     @torch.no_grad()
     def scores(self, measure: str, count: int, install: InstallAblations) -> torch.Tensor:

@@ -90,7 +90,7 @@ class AblationImportance(tp.importance.Importance):
 
     def prepare(self, model: nn.Module, calib: Split, device: torch.device) -> None:
         self.probe = AblationProbe(model, calib.x.to(device))
-        self.scored = scored_layers(model, self.probe.order)
+        self.scored = scored_layers(model, self.probe.calls)
 
     @torch.no_grad()
     def __call__(self, group):

@@ -50,6 +50,8 @@ def vip_scores(features: np.ndarray, labels: np.ndarray, n_components: int = 2) 
     from sklearn.cross_decomposition import PLSRegression
 
     n, p = features.shape
+    if not np.ptp(features, axis=0).any():  # nothing varies (e.g. timm's zero-initialised last BN of a block)
+        return np.zeros(p)
     targets = np.eye(int(labels.max()) + 1)[labels]
     a = max(1, min(n_components, p, n - 1))
     pls = PLSRegression(n_components=a, scale=True).fit(features, targets)

@@ -10,6 +10,11 @@ from PIL import Image
 COLOURS = [(220, 40, 40), (40, 200, 60), (50, 60, 220), (230, 210, 40)]
 
 
+def colour(c: int) -> np.ndarray:
+    """Class c's colour: four fixed ones, then seeded random ones."""
+    return np.array(COLOURS[c] if c < len(COLOURS) else np.random.default_rng(1000 + c).integers(0, 256, 3))
+
+
 def write_image_folder(root: Path, classes: int = 3, train_per_class: int = 24, val_per_class: int = 8,
                        size: int = 40, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
@@ -18,7 +23,7 @@ def write_image_folder(root: Path, classes: int = 3, train_per_class: int = 24, 
             folder = root / split / f"class_{c}"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                pixels = np.clip(np.array(COLOURS[c]) + rng.normal(0, 40, (size, size, 3)), 0, 255)
+                pixels = np.clip(colour(c) + rng.normal(0, 40, (size, size, 3)), 0, 255)
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:04d}.jpg", quality=90)
     return root
 
@@ -34,7 +39,7 @@ def write_hf_dataset(root: Path, classes: int = 3, train_per_class: int = 20, te
         images, labels = [], []
         for c in range(classes):
             for _ in range(count):
-                pixels = np.clip(np.array(COLOURS[c]) + rng.normal(0, 40, (size, size, 3)), 0, 255)
+                pixels = np.clip(colour(c) + rng.normal(0, 40, (size, size, 3)), 0, 255)
                 images.append(Image.fromarray(pixels.astype(np.uint8)))
                 labels.append(c)
         return {"img": images, "fine_label": labels}

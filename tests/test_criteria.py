@@ -244,3 +244,11 @@ def test_block_ablation_scores_hold_when_one_activation_module_runs_several_time
             without = copy.deepcopy(model)
             remove_block(without, name)
             assert scores[name] == pytest.approx(float(_kl(reference, without(calib.x))), rel=1e-3, abs=1e-6)
+
+
+def test_vip_of_features_that_never_vary_is_zero():
+    """An untrained timm block's branch ends in a BatchNorm initialised to zero: its pooled
+    outputs are all 0, and PLS cannot be fitted; none of them carries information."""
+    import numpy as np
+
+    assert vip_scores(np.zeros((6, 4)), np.array([0, 1, 2, 0, 1, 2])).tolist() == [0.0] * 4

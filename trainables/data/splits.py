@@ -71,15 +71,17 @@ class ImageSource(Protocol):
 
 
 class _Indexed(torch.utils.data.Dataset):
+    """Plain ints per item: indexing tensors item by item would cost more than it needs."""
+
     def __init__(self, source: ImageSource, indices: torch.Tensor, train: bool):
-        self.source, self.indices, self.train = source, indices, train
+        self.source, self.train = source, train
+        self.indices, self.labels = indices.tolist(), source.labels[indices].tolist()
 
     def __len__(self):
         return len(self.indices)
 
     def __getitem__(self, i):
-        j = int(self.indices[i])
-        return self.source.image(j, self.train), self.source.labels[j]
+        return self.source.image(self.indices[i], self.train), self.labels[i]
 
 
 @dataclass(frozen=True)

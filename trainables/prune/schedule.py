@@ -35,9 +35,10 @@ def dependency_graph_errors():
     try:
         yield
     except Exception as e:
+        cause = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:100]}"
         raise ValueError(f"granularity: filter pruning cannot trace which channels this network couples "
-                         f"(torch-pruning: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:100]}); channel "
-                         f"shuffles (ShuffleNet) are one such case; allowed: layer") from None
+                         f"(torch-pruning: {cause}); channel shuffles (ShuffleNet) are one such case; "
+                         f"allowed: layer, where it has residual blocks") from None
 
 
 def check_filter_prunable(model: nn.Module, example: torch.Tensor) -> None:

@@ -1,6 +1,9 @@
 """Memory flat in the data's size: peak resident memory of one `robustprune trial` on a
 generated ImageFolder of N and of 10 x N images, side by side in one run (streamed splits:
-only the bounded subsets are ever in memory, so the two should be within 10%).
+only the bounded subsets are ever in memory, so the two should be within 10%). The
+validation split has the same 600 images in both (more than one 512-image evaluation
+batch): a split smaller than a batch would make the small run's batches, not its data,
+the difference.
 
     make bench-memory
     python bench/bench_memory.py --images 2000
@@ -26,7 +29,8 @@ def peak_rss_mb(folder: Path, out: Path) -> tuple[float, float]:
     start = time.perf_counter()
     proc = subprocess.Popen([CLI, "trial", "--dataset", "imagefolder", "--data-dir", str(folder), "--image-size", "32",
                              "--model", "resnet20", "--epochs", "1", "--finetune-epochs", "1", "--attacks", "fgsm",
-                             "--eval-size", "200", "--test-size", "200", "--quiet", "--out", str(out)],
+                             "--val-size", "600", "--eval-size", "200", "--test-size", "200", "--quiet",
+                             "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:

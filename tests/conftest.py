@@ -12,6 +12,10 @@ torch.set_num_threads(_THREADS)
 # A plain ray.init() joins a `ray start`-style head running on the machine (the 2-node test's,
 # or a developer's own): every search a test starts without an address gets a Ray of its own.
 os.environ["RAY_ADDRESS"] = "local"
+# No test reaches the network: a Hugging Face hub name (the hf source's fallback when data_dir
+# is not a folder) fails at once instead of waiting on DNS or retries.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

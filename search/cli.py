@@ -71,8 +71,10 @@ def _number_list(text: str) -> list[float]:
 def _check_baseline_fits(spec: dict, dataset: str, data) -> None:
     """A --baseline must have been trained on this dataset: same input shape and classes (and,
     for built-in models, whose first layer holds the dataset's statistics, the same mean)."""
+    from trainables.models import is_builtin
+
     arch = spec["arch"]
-    builtin = ":" not in arch["name"]
+    builtin = is_builtin(arch["name"])
     saved = (tuple(spec["input_shape"]), arch["num_classes"], [round(v, 4) for v in arch["mean"]] if builtin else "-")
     here = (tuple(data.shape), data.num_classes, [round(float(v), 4) for v in data.mean] if builtin else "-")
     if saved != here:

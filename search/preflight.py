@@ -153,23 +153,25 @@ def check_model_fits_data(cfg: SearchConfig) -> None:
     """Build the network of another source (or with the user's weights) once, here: weights that
     do not fit, a factory that raises, classes or an image size the network does not take, and
     layer pruning of a network without residual blocks are refused before Ray starts."""
-    if ":" not in cfg.model.name and cfg.model.weights is None:
+    from trainables.models import is_builtin, removable_blocks
+
+    if is_builtin(cfg.model.name) and cfg.model.weights is None:
         return  # a built-in network fits every dataset; the config checked its blocks
     import torch
 
-    from trainables.models import removable_blocks
     from trainables.prune import check_filter_prunable
     from trainables.trial import initial_model, load_data
 
     trial = cfg.fixed_trial_config()
+    data = load_data(trial)
     try:
-        model, _ = initial_model(trial, load_data(trial))
+        model, _ = initial_model(trial, data)
     except ValueError as e:
         field, _, rest = str(e).partition(": ")
         raise ConfigError(f"{SEARCH_FIELDS.get(field, field)}: {rest}") from None
     if "filter" in cfg.space.granularities:
         try:
-            check_filter_prunable(model, torch.zeros(1, *load_data(trial).shape))
+            check_filter_prunable(model, torch.zeros(1, *data.shape))
         except ValueError as e:
             raise ConfigError(f"space.granularities: {cfg.model.name}: {str(e).partition(': ')[2]}") from None
     if "layer" in cfg.space.granularities and not removable_blocks(model):

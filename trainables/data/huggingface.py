@@ -13,9 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .imagefolder import IMAGENET_MEAN, IMAGENET_STD
-from .registry import Dataset, DatasetUnavailable, carve_val, register_streamed
-from .splits import StreamedSplit
+from .registry import Dataset, DatasetUnavailable, register_streamed, streamed_dataset
 from .transforms import image_transforms
 
 TEST_SPLITS = ("test", "validation")
@@ -93,10 +91,7 @@ def open_hf(name: str, seed: int, data_dir: str | None, val_size: int | None, im
     held_out = HubImages(test, image_column, label_column, image_size)
     feature = train.features[label_column]
     classes = getattr(feature, "num_classes", None) or int(pool.labels.max()) + 1
-    train_idx, val_idx = carve_val(len(pool), val_size, seed)
-    return Dataset(name, StreamedSplit(pool, train_idx, workers), StreamedSplit(pool, val_idx, workers),
-                   StreamedSplit(held_out, torch.arange(len(held_out)), workers), classes,
-                   tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, image_size, image_size))
+    return streamed_dataset(name, pool, held_out, classes, seed, val_size, workers, mean, std, image_size)
 
 
 register_streamed("hf", default_eps=4 / 255, opener=open_hf, counts=counts, files_problem=files_problem)

@@ -12,13 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .registry import Dataset, DatasetUnavailable, carve_val, register_streamed
-from .splits import StreamedSplit
+from .registry import Dataset, DatasetUnavailable, register_streamed, streamed_dataset
 from .transforms import image_transforms
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @lru_cache(maxsize=8)
 def _scan(folder: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
@@ -81,13 +76,10 @@ def open_imagefolder(name: str, seed: int, data_dir: str | None, val_size: int |
     if problem:
         raise DatasetUnavailable(f"data_dir: {problem}")
     root = Path(data_dir)
-    pool = FolderImages(str(root / "train"), image_size)
-    test = FolderImages(str(root / "val"), image_size)
-    train_idx, val_idx = carve_val(len(pool), val_size, seed)
     classes = _scan(str(root / "train"))[0]
-    return Dataset(name, StreamedSplit(pool, train_idx, workers), StreamedSplit(pool, val_idx, workers),
-                   StreamedSplit(test, torch.arange(len(test)), workers), len(classes),
-                   tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, image_size, image_size))
+    return streamed_dataset(name, FolderImages(str(root / "train"), image_size),
+                            FolderImages(str(root / "val"), image_size), len(classes), seed, val_size, workers,
+                            mean, std, image_size)
 
 
 register_streamed("imagefolder", default_eps=4 / 255, opener=open_imagefolder, counts=counts,

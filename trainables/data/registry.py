@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..registry import one_of
-from .splits import Split, StreamedSplit
+from .splits import ImageSource, Split, StreamedSplit
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 class DatasetUnavailable(ValueError):
@@ -95,11 +96,15 @@ def register_streamed(name: str, default_eps: float, opener: Callable[..., Datas
                                  opener=opener, counts=counts)
 
 
-def carve_val(pool: int, val_size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train indices, val indices) of a training pool: validation is held out of training."""
-    perm = torch.randperm(pool, generator=torch.Generator().manual_seed(seed))
-    n_val = split_sizes(pool, 0, val_size)["val"]
-    return perm[n_val:], perm[:n_val]
+def streamed_dataset(name: str, pool: ImageSource, test: ImageSource, num_classes: int, seed: int,
+                     val_size: int | None, workers: int, mean, std, image_size: int) -> Dataset:
+    """A streamed dataset: validation held out of the training pool (seeded), `test` whole;
+    normalized by `mean`/`std`, else ImageNet's statistics."""
+    perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+    n_val = split_sizes(len(pool), 0, val_size)["val"]
+    return Dataset(name, StreamedSplit(pool, perm[n_val:], workers), StreamedSplit(pool, perm[:n_val], workers),
+                   StreamedSplit(test, torch.arange(len(test)), workers), num_classes,
+                   tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, image_size, image_size))
 
 
 _CACHE: dict[tuple, Dataset] = {}

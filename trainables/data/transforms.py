@@ -1,6 +1,8 @@
 """The image transforms of the streamed sources (ImageNet's usual pair); images stay in [0, 1]."""
 from __future__ import annotations
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the streamed sources' normalization unless data.mean/std are set
+IMAGENET_STD = (0.229, 0.224, 0.225)
 CENTRE_CROP_FRACTION = 0.875  # evaluation: resize to size / 0.875, then crop the centre
 
 

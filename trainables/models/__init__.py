@@ -9,9 +9,10 @@ from . import builtin, python_factory, timm_models, torchvision_models  # noqa: 
 from .blocks import ResidualBlock, classifier_layer, removable_blocks, remove_block
 from .builtin import BUILTIN_MODELS, BUILTIN_WITH_REMOVABLE_BLOCKS
 from .normalize import Normalize, Normalized, inner_network
-from .sources import MODEL_SOURCES, build_model, check_model_name, recorded_normalization, split_model_name
+from .sources import (MODEL_SOURCES, build_model, check_model_name, is_builtin, recorded_normalization,
+                      split_model_name)
 from .weights import load_weights, read_state_dict
 
 __all__ = ["BUILTIN_MODELS", "BUILTIN_WITH_REMOVABLE_BLOCKS", "MODEL_SOURCES", "Normalize", "Normalized",
-           "ResidualBlock", "build_model", "check_model_name", "classifier_layer", "inner_network", "load_weights",
+           "ResidualBlock", "build_model", "check_model_name", "classifier_layer", "inner_network", "is_builtin", "load_weights",
            "read_state_dict", "recorded_normalization", "removable_blocks", "remove_block", "split_model_name"]

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
+# Activation modules and the function each applies (activation criteria read a layer's output
+# through the one that follows it).
+ACTIVATION_FUNCTIONS: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: F.relu, nn.ReLU6: F.relu6, nn.SiLU: F.silu, nn.GELU: F.gelu, nn.Hardswish: F.hardswish,
+}
 ADDS = {operator.add, operator.iadd, torch.add}
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.LeakyReLU, nn.Identity)
-ACTIVATION_FUNCTIONS = {torch.relu, nn.functional.relu, nn.functional.relu6, nn.functional.silu,
-                        nn.functional.gelu, nn.functional.hardswish, nn.functional.leaky_relu}
+# What a block may apply after x + F(x), as a module or as a traced function.
+ACTIVATIONS = (*ACTIVATION_FUNCTIONS, nn.LeakyReLU, nn.Identity)
+TRACED_ACTIVATIONS = {*ACTIVATION_FUNCTIONS.values(), torch.relu, F.leaky_relu}
 # Functions a traced branch may end in that are the identity in evaluation (torchvision's
 # StochasticDepth is traced through to its function).
 REGULARIZERS = {"stochastic_depth", "drop_path", "dropout"}
@@ -36,7 +43,7 @@ def _is_activation(node: fx.Node, root: nn.Module) -> bool:
     if node.op == "call_module":
         return isinstance(root.get_submodule(node.target), ACTIVATIONS)
     if node.op == "call_function":
-        return node.target in ACTIVATION_FUNCTIONS
+        return node.target in TRACED_ACTIVATIONS
     return node.op == "call_method" and node.target in ("relu", "relu_")
 
 

@@ -41,6 +41,10 @@ def split_model_name(name: str) -> tuple[str, str]:
     return (source, target) if sep else (BUILTIN_SOURCE, name)
 
 
+def is_builtin(name: str) -> bool:
+    return split_model_name(name)[0] == BUILTIN_SOURCE
+
+
 def check_model_name(name: str) -> str:
     """The name if its source knows its target; else a ValueError naming what is allowed."""
     source, target = split_model_name(name)

@@ -12,15 +12,10 @@ from typing import Callable, Hashable, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
-
-# Activations applied after a scored module when they are the next thing the network runs.
-ACTIVATION_FUNCTIONS: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: F.relu, nn.ReLU6: F.relu6, nn.SiLU: F.silu, nn.GELU: F.gelu, nn.Hardswish: F.hardswish,
-}
+from ..models.blocks import ACTIVATION_FUNCTIONS
 
 Maps = torch.Tensor  # (n, C, H*W)
 

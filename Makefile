@@ -34,9 +34,10 @@ test: install
 	$(PYTEST_PARALLEL) -m "not serial"
 	$(PY) -m pytest -q -m serial --durations=5
 
-# The unit tests: no Ray cluster, no MLflow server, no browser, no CLI subprocess.
+# The unit tests: no Ray cluster, no MLflow server, no browser, no CLI subprocess. They share
+# no search, so each test goes to whichever worker is free (worksteal balances the load).
 test-quick: install
-	$(PYTEST_PARALLEL) -m "not e2e"
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=20 -m "not e2e"
 
 bench: install
 	$(PY) bench/bench_trial.py

@@ -36,7 +36,7 @@ def synthetic_resnet20():
     from trainables.config import TrialConfig
     from trainables.trial import train_baseline
 
-    cfg = TrialConfig(dataset="synthetic", model="resnet20", baseline={"epochs": 1}, calib_size=32,
+    cfg = TrialConfig(dataset="synthetic", model="resnet20", baseline={"epochs": 0}, calib_size=32,
                       finetune={"epochs": 0}, eval_size=32, latency_repeats=2, iterations=2, ratio=0.5,
                       attacks=[{"name": "fgsm"}])
     return cfg, train_baseline(cfg)

@@ -15,14 +15,17 @@ import psutil
 import yaml
 from mlflow.tracking import MlflowClient
 
+from mlflow_store import store_at
+
 CLI = str(Path(sys.executable).parent / "robustprune")
 
 
 def tiny_config(tmp_path: Path, name: str, num_samples: int, **sections) -> Path:
-    """digits + LeNet: a real trained model, real attacks, a few seconds per trial."""
+    """digits + LeNet: a real trained model, real attacks, a few seconds per trial; its
+    MLflow store is an empty one already migrated (mlflow_store.py)."""
     cfg = {
         "experiment": {"name": name, "seed": 0, "storage_path": str(tmp_path / "runs"),
-                       "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+                       "tracking_uri": store_at(tmp_path / "mlflow.db")},
         "data": {"name": "digits", "eval_size": 120, "calib_size": 64},
         "model": {"name": "lenet"},
         "baseline": {"epochs": 12},

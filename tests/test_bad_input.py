@@ -15,6 +15,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from e2e_helpers import free_port
+from mlflow_store import store_at
 from search.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,7 +302,7 @@ def world(tmp_path_factory, digits_baseline):
     from trainables.store import save_model
 
     root = tmp_path_factory.mktemp("world")
-    store = f"sqlite:///{root / 'mlflow.db'}"
+    store = store_at(root / "mlflow.db")
     client = MlflowClient(store)
     exp = client.create_experiment("robustprune")
     client.create_experiment("empty")

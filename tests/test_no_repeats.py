@@ -69,9 +69,10 @@ def test_a_restored_searcher_adopts_trials_logged_after_its_checkpoint(tmp_path)
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
+    from mlflow_store import store_at
     from search.logged_trials import LoggedTrials
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store_at(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("adopt")
     parent = client.create_run(experiment_id).info.run_id

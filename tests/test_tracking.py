@@ -6,6 +6,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
+from mlflow_store import store_at
 from search.tracking import NOTE_TAG, Tracker
 
 OBJECTIVES = {"flops": "min", "robust_acc": "max"}
@@ -15,7 +16,7 @@ WRITES = ("create_run", "log_batch", "set_terminated", "set_tag", "log_artifact"
 
 @pytest.fixture
 def tracker(tmp_path):
-    return Tracker.start(f"sqlite:///{tmp_path / 'mlflow.db'}", "tracking", {"search": {"num_samples": 3}},
+    return Tracker.start(store_at(tmp_path / "mlflow.db"), "tracking", {"search": {"num_samples": 3}},
                          str(tmp_path / "exp"), BASELINE, {})
 
 

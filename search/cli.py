@@ -37,8 +37,8 @@ def _trial_config(args):
     from trainables.config import TrialConfig
 
     raw = read_yaml_mapping(args.config) if args.config else {}
-    for key in ("dataset", "data_dir", "image_size", "model", "model_weights", "criterion", "granularity", "ratio",
-                "iterations", "seed", "device", "val_size", "eval_size", "test_size"):
+    for key in ("dataset", "data_dir", "test_shards", "image_size", "model", "model_weights", "criterion",
+                "granularity", "ratio", "iterations", "seed", "device", "val_size", "eval_size", "test_size"):
         value = getattr(args, key)
         if value is not None:
             raw[key] = value
@@ -148,7 +148,8 @@ def add_trial_parser(sub) -> None:
     p = sub.add_parser("trial", help="run one pruning trial without Ray/MLflow")
     p.add_argument("--config", help="YAML file with trial fields (flags override it)")
     p.add_argument("--dataset")
-    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--data-dir", dest="data_dir", help="a folder of data files; webdataset: the training shards")
+    p.add_argument("--test-shards", dest="test_shards", help="webdataset: the test shards (path or URL, {000..099})")
     p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
     p.add_argument("--image-size", dest="image_size", type=int, help="streamed datasets: crop side (default 224)")
     p.add_argument("--model", help="a built-in name, torchvision:NAME, timm:NAME or python:MODULE:CALLABLE")

@@ -73,6 +73,7 @@ class DataConfig(Strict):
     std: list[float] | None = None
     image_column: str = Field("image", description="hf datasets: the column holding the images")
     label_column: str = Field("label", description="hf datasets: the column holding the class labels")
+    test_shards: str | None = Field(None, description="webdataset: the test shards (path or URL, {000..099} ranges)")
 
     @field_validator("name")
     @classmethod
@@ -337,7 +338,8 @@ class SearchConfig(Strict):
                 val_size=self.data.val_size, eval_size=self.data.eval_size, calib_size=self.data.calib_size,
                 image_size=self.data.image_size, data_workers=self.data.workers, data_mean=self.data.mean,
                 data_std=self.data.std, image_column=self.data.image_column,
-                label_column=self.data.label_column, model=self.model.name, model_weights=self.model.weights,
+                label_column=self.data.label_column, test_shards=self.data.test_shards,
+                model=self.model.name, model_weights=self.model.weights,
                 model_args=self.model.args, model_code=self.model.code, seed=self.experiment.seed,
                 device=self.experiment.device, amp=self.experiment.amp, baseline=self.baseline,
                 granularity=sampled["granularity"],
@@ -353,7 +355,7 @@ class SearchConfig(Strict):
                      "dataset": "data.name", "data_dir": "data.data_dir", "model": "model.name",
                      "model_weights": "model.weights", "model_args": "model.args", "image_size": "data.image_size",
                      "data_mean": "data.mean", "data_std": "data.std", "image_column": "data.image_column",
-                     "label_column": "data.label_column",
+                     "label_column": "data.label_column", "test_shards": "data.test_shards",
                      "device": "experiment.device", "val_size": "data.val_size"}
             if field.startswith("criterion_params"):
                 where[field] = f"space.criterion_params.{sampled['criterion']}{field[len('criterion_params'):]}"

@@ -50,3 +50,27 @@ def write_hf_dataset(root: Path, classes: int = 3, train_per_class: int = 20, te
                                "test": datasets.Dataset.from_dict(rows(test_per_class), features=features)})
     dd.save_to_disk(str(root))
     return root
+
+
+def write_shards(folder: Path, prefix: str, classes: int = 3, per_class: int = 20, shards: int = 3,
+                 size: int = 24, seed: int = 0) -> str:
+    """The same colours as WebDataset tar shards (`<key>.jpg` + `<key>.cls`), samples dealt
+    round-robin to `shards` files; returns their brace pattern."""
+    import io
+    import tarfile
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tars = [tarfile.open(folder / f"{prefix}-{s:03d}.tar", "w") for s in range(shards)]
+    for n in range(classes * per_class):
+        c = n % classes
+        pixels = np.clip(colour(c) + rng.normal(0, 40, (size, size, 3)), 0, 255)
+        jpeg = io.BytesIO()
+        Image.fromarray(pixels.astype(np.uint8)).save(jpeg, format="JPEG", quality=90)
+        for ext, data in (("jpg", jpeg.getvalue()), ("cls", str(c).encode())):
+            member = tarfile.TarInfo(f"sample{n:05d}.{ext}")
+            member.size = len(data)
+            tars[n % shards].addfile(member, io.BytesIO(data))
+    for tar in tars:
+        tar.close()
+    return str(folder / f"{prefix}-{{000..{shards - 1:03d}}}.tar")

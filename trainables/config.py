@@ -115,6 +115,7 @@ class TrialConfig(Strict):
     data_std: list[Annotated[float, Field(gt=0)]] | None = None
     image_column: str = Field("image", description="hf datasets: the column holding the images")
     label_column: str = Field("label", description="hf datasets: the column holding the class labels")
+    test_shards: str | None = Field(None, description="webdataset: the test shards (path or URL, {000..099} ranges)")
     # model and its training
     model: str = "lenet"
     model_weights: str | None = Field(None, description="a state_dict, checkpoint or .safetensors file: the baseline")
@@ -231,7 +232,7 @@ class TrialConfig(Strict):
     @model_validator(mode="after")
     def _val_split_fits(self):
         try:
-            check_val_size(self.dataset, self.val_size, self.data_dir)
+            check_val_size(self.dataset, self.val_size, self.data_dir, self.data_options())
         except ValueError as e:
             raise ValueError(f"val_size: {e}") from None
         return self
@@ -241,7 +242,8 @@ class TrialConfig(Strict):
         if DATASETS[self.dataset].opener is None:
             return {}
         options = {"workers": self.data_workers, "mean": self.data_mean, "std": self.data_std,
-                   "image_column": self.image_column, "label_column": self.label_column}
+                   "image_column": self.image_column, "label_column": self.label_column,
+                   "test_shards": self.test_shards}
         if self.image_size is not None:
             options["image_size"] = self.image_size
         return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
@@ -262,7 +264,7 @@ class TrialConfig(Strict):
 
     def records(self) -> dict:
         """What a reader needs to know what was measured: resolved attacks, split sizes, seeds."""
-        sizes = DATASETS[self.dataset].split_sizes(self.val_size, self.data_dir)
+        sizes = DATASETS[self.dataset].split_sizes(self.val_size, self.data_dir, self.data_options())
         sizes.update(eval=min(self.eval_size, sizes["val"]), test_eval=self.test_eval_size(),
                      calibration=min(self.calib_size, sizes["train"]))
         return {"attacks": [s.record() for s in self.attack_specs()],
@@ -272,7 +274,7 @@ class TrialConfig(Strict):
 
     def test_eval_size(self) -> int:
         """Test images the final evaluation measures (`test_size`, at most the test split)."""
-        test = DATASETS[self.dataset].split_sizes(self.val_size, self.data_dir)["test"]
+        test = DATASETS[self.dataset].split_sizes(self.val_size, self.data_dir, self.data_options())["test"]
         return min(self.test_size or test, test)
 
     def resolved_criterion_params(self) -> dict:

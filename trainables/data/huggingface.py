@@ -56,7 +56,7 @@ def files_problem(data_dir: str | None, options: dict | None = None) -> str | No
     return None
 
 
-def counts(data_dir: str) -> tuple[int, int]:
+def counts(data_dir: str, options: dict | None = None) -> tuple[int, int]:
     train, test = _splits(data_dir)
     return len(train), len(test)
 

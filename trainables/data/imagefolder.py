@@ -43,7 +43,7 @@ def files_problem(data_dir: str | None, options: dict | None = None) -> str | No
     return None
 
 
-def counts(data_dir: str) -> tuple[int, int]:
+def counts(data_dir: str, options: dict | None = None) -> tuple[int, int]:
     return len(_scan(str(Path(data_dir) / "train"))[1]), len(_scan(str(Path(data_dir) / "val"))[1])
 
 

@@ -47,12 +47,14 @@ class DatasetInfo:
     # (data_dir, options) -> one line saying what is wrong with the files, or None
     files_problem: Callable[[str, dict], str | None] = lambda data_dir, options: None
     opener: Callable[..., Dataset] | None = None  # streamed: (name, seed, data_dir, val_size, **options)
-    counts: Callable[[str], tuple[int, int]] | None = None  # streamed: data_dir -> (train pool, test) images
+    # streamed: (data_dir, options) -> (train pool, test) images
+    counts: Callable[[str, dict], tuple[int, int]] | None = None
 
-    def split_sizes(self, val_size: int | None = None, data_dir: str | None = None) -> dict[str, int]:
+    def split_sizes(self, val_size: int | None = None, data_dir: str | None = None,
+                    options: dict | None = None) -> dict[str, int]:
         """Known before loading (streamed: from the folder's listing), so configs are checked up front."""
         if self.counts is not None:
-            pool, test = self.counts(data_dir)
+            pool, test = self.counts(data_dir, options or {})
             return split_sizes(pool, test, val_size)
         return split_sizes(self.size, self.test_size, val_size)
 
@@ -69,8 +71,9 @@ def split_sizes(size: int, official_test: int | None, val_size: int | None) -> d
     return {"train": pool - val, "val": val, "test": test}
 
 
-def check_val_size(name: str, val_size: int | None, data_dir: str | None = None) -> None:
-    sizes = DATASETS[name].split_sizes(val_size, data_dir)
+def check_val_size(name: str, val_size: int | None, data_dir: str | None = None,
+                   options: dict | None = None) -> None:
+    sizes = DATASETS[name].split_sizes(val_size, data_dir, options)
     pool = sizes["train"] + sizes["val"]
     if not 0 < sizes["val"] < pool:
         raise ValueError(f"got {sizes['val']}; allowed: 1..{pool - 1} ({name} has {pool} training images)")
@@ -90,20 +93,21 @@ def register(name: str, default_eps: float, size: int, test_size: int | None = N
 
 
 def register_streamed(name: str, default_eps: float, opener: Callable[..., Dataset],
-                      counts: Callable[[str], tuple[int, int]],
+                      counts: Callable[[str, dict], tuple[int, int]],
                       files_problem: Callable[[str, dict], str | None]) -> None:
     DATASETS[name] = DatasetInfo(default_eps, augment=True, needs_files=True, files_problem=files_problem,
                                  opener=opener, counts=counts)
 
 
 def streamed_dataset(name: str, pool: ImageSource, test: ImageSource, num_classes: int, seed: int,
-                     val_size: int | None, workers: int, mean, std, image_size: int) -> Dataset:
+                     val_size: int | None, workers: int, mean, std, image_size: int,
+                     split_type: type[StreamedSplit] = StreamedSplit) -> Dataset:
     """A streamed dataset: validation held out of the training pool (seeded), `test` whole;
     normalized by `mean`/`std`, else ImageNet's statistics."""
     perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
     n_val = split_sizes(len(pool), 0, val_size)["val"]
-    return Dataset(name, StreamedSplit(pool, perm[n_val:], workers), StreamedSplit(pool, perm[:n_val], workers),
-                   StreamedSplit(test, torch.arange(len(test)), workers), num_classes,
+    return Dataset(name, split_type(pool, perm[n_val:], workers), split_type(pool, perm[:n_val], workers),
+                   split_type(test, torch.arange(len(test)), workers), num_classes,
                    tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, image_size, image_size))
 
 

@@ -7,7 +7,7 @@ measures on (eval_size, calib_size, a test part) are ever in memory.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Iterator, Protocol
 
@@ -95,10 +95,10 @@ class StreamedSplit:
 
     def subset(self, size: int, seed: int) -> "StreamedSplit":
         idx = seeded_choice(len(self), size, seed)
-        return self if idx is None else StreamedSplit(self.source, self.indices[idx], self.workers)
+        return self if idx is None else replace(self, indices=self.indices[idx])
 
     def slice(self, lo: int, hi: int) -> "StreamedSplit":
-        return StreamedSplit(self.source, self.indices[lo:hi], self.workers)
+        return replace(self, indices=self.indices[lo:hi])
 
     @property
     def y(self) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Searches of the user's own network and data through the CLI, Ray and MLflow: a torchvision
-ResNet-18 whose weights the test trained and saved, on an ImageFolder of JPEGs; and a network
-from a python: file outside the package."""
+ResNet-18 whose weights the test trained and saved, on an ImageFolder of JPEGs; a timm
+ResNet-18 on WebDataset shards; and a network from a python: file outside the package."""
 import textwrap
 
 import pytest
@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from e2e_helpers import run_cli, search_runs, tiny_config
-from image_data import write_image_folder
+from image_data import write_image_folder, write_shards
 from trainables.config import TrialConfig
 from trainables.store import load_model
 from trainables.trial import evaluate, initial_model, load_data, train_baseline
@@ -58,6 +58,24 @@ def test_a_search_prunes_a_torchvision_model_from_its_weights_on_an_image_folder
     model_file = download_artifacts(run_id=children[0].info.run_id, artifact_path="model.pt",
                                     tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", dst_path=str(tmp_path / "dl"))
     assert load_model(model_file)(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_a_search_prunes_a_timm_model_on_webdataset_shards_read_by_worker_processes(tmp_path):
+    train, test = write_shards(tmp_path / "shards", "train", shards=3), write_shards(tmp_path / "shards", "test",
+                                                                                     per_class=6, shards=2, seed=1)
+    data = {"name": "webdataset", "data_dir": train, "test_shards": test, "image_size": 32, "val_size": 12,
+            "eval_size": 12, "calib_size": 8, "workers": 1}
+    cfg = tiny_config(tmp_path, "own-timm", 2, data=data, model={"name": "timm:resnet18"},
+                      baseline={"epochs": 4, "lr": 0.05, "batch_size": 16}, space=_small_space(),
+                      attacks=[{"name": "fgsm", "eps": 0.03}],
+                      evaluation={"final_attacks": [{"name": "fgsm", "eps": 0.03}], "eps_grid": [0.0, 0.03]})
+    proc = run_cli("run", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent, children = search_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "own-timm")
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert parent.data.metrics["clean_acc_baseline"] > 0.5  # trained on the streamed shards
+    assert parent.data.params["data.test_shards"] == test
+    assert all(c.data.metrics["flops_reduction"] > 0 for c in children)
 
 
 def test_a_search_builds_the_users_network_from_a_python_file_on_every_worker(tmp_path):

@@ -96,20 +96,21 @@ def test_given_weights_are_the_baseline_measured_not_trained(resnet18_weights):
 
 
 @pytest.mark.parametrize("wrap", ["state_dict", "checkpoint-state_dict", "checkpoint-model", "dataparallel",
-                                  "safetensors"])
+                                  "safetensors", "safetensors-url", "url"])
 def test_weights_files_of_every_usual_shape_load(resnet18_weights, tmp_path, wrap):
+    """Also by URL (file:// here: the same pyarrow filesystem path as s3:// and gs://)."""
     _, _, state, _ = resnet18_weights
-    path = tmp_path / ("w.safetensors" if wrap == "safetensors" else "w.pt")
-    if wrap == "safetensors":
+    path = tmp_path / ("w.safetensors" if wrap.startswith("safetensors") else "w.pt")
+    if wrap.startswith("safetensors"):
         from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     else:
         wrapped = {"state_dict": state, "checkpoint-state_dict": {"state_dict": state, "epoch": 3},
                    "checkpoint-model": {"model": state, "optimizer": {}},
-                   "dataparallel": {f"module.{k}": v for k, v in state.items()}}
+                   "dataparallel": {f"module.{k}": v for k, v in state.items()}, "url": state}
         torch.save(wrapped[wrap], path)
     model = build_model(**_arch("torchvision:resnet18"))
-    load_weights(model, path)
+    load_weights(model, f"file://{path}" if wrap.endswith("url") else path)
     for k, v in state.items():
         assert torch.equal(model.net.state_dict()[k], v), k
 
@@ -132,6 +133,8 @@ def test_bad_weights_are_named(resnet18_weights, tmp_path):
     (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="is not a readable state_dict"):
         load_weights(build_model(**_arch("torchvision:resnet18")), tmp_path / "garbage.pt")
+    with pytest.raises(ValueError, match=f"model.weights: file://{tmp_path}/absent.pt not found"):
+        load_weights(build_model(**_arch("torchvision:resnet18")), f"file://{tmp_path}/absent.pt")
     torch.save({"epoch": 3}, tmp_path / "nostate.pt")
     with pytest.raises(ValueError, match="holds no state_dict"):
         load_weights(build_model(**_arch("torchvision:resnet18")), tmp_path / "nostate.pt")

@@ -38,6 +38,7 @@ def test_shards_are_split_seeded_and_read_by_offset(shards, tmp_path, monkeypatc
     monkeypatch.setenv("ROBUSTPRUNE_CACHE_DIR", str(tmp_path))
     wds.shard_index.cache_clear()
     train, test = shards
+    test = f"file://{test}"  # by URL: the same pyarrow filesystem path as s3:// and gs://
     ds = load_dataset("webdataset", seed=3, data_dir=train, val_size=12, image_size=24, test_shards=test)
     assert (len(ds.train), len(ds.val), len(ds.test)) == (48, 12, 18) and ds.num_classes == 3
     assert not set(ds.train.indices.tolist()) & set(ds.val.indices.tolist())

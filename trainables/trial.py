@@ -19,6 +19,7 @@ from .cost import model_cost
 from .data import Dataset, load_dataset
 from .models import build_model, load_weights, recorded_normalization
 from .prune import PruneSettings, prune
+from .remote_files import file_stamp, is_remote
 from .store import architecture_spec, model_from_payload, model_payload
 from .train import accuracy, resolve_device, train
 
@@ -79,11 +80,10 @@ def baseline_key(cfg: TrialConfig, device_type: str) -> str:
 
 
 def file_identity(path: str | None) -> list | None:
-    """A file as far as a cache key needs it: its path, size and modification time."""
+    """A file (local or at a URL) as far as a cache key needs it: where, its size and modification time."""
     if path is None:
         return None
-    stat = os.stat(path)
-    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+    return [path if is_remote(path) else os.path.abspath(path), *(file_stamp(path) or (None, None))]
 
 
 def load_data(cfg: TrialConfig) -> Dataset:

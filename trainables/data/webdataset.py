@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import torch
 
+from ..remote_files import file_stamp, filesystem
 from .cache import cache_dir
 from .registry import Dataset, DatasetUnavailable, register_streamed, streamed_dataset
 from .splits import Batches, StreamedSplit
@@ -53,15 +54,6 @@ def expand_braces(pattern: str) -> list[str]:
     return [url for i in range(int(lo), int(hi) + 1) for url in expand_braces(f"{head}{i:0{len(lo)}d}{tail}")]
 
 
-def _filesystem(url: str):
-    """(pyarrow filesystem, path in it) for a local path or an s3:// / gs:// URL."""
-    import pyarrow.fs
-
-    if "://" not in url:
-        return pyarrow.fs.LocalFileSystem(), os.path.abspath(url)
-    return pyarrow.fs.FileSystem.from_uri(url)
-
-
 def _key_and_extension(member: str) -> tuple[str, str]:
     """WebDataset's rule: a sample's key is the member's path up to the first dot of its name."""
     folder, name = os.path.split(member)
@@ -80,7 +72,7 @@ class ShardIndex:
 
 def _read_index(url: str) -> ShardIndex:
     """One pass over the shard's tar headers (a seekable file: the image bytes are skipped)."""
-    fs, path = _filesystem(url)
+    fs, path = filesystem(url)
     images: dict[str, tuple[int, int]] = {}
     labels: dict[str, int] = {}
     order: list[str] = []
@@ -112,13 +104,10 @@ def _read_index(url: str) -> ShardIndex:
 def shard_index(url: str) -> ShardIndex:
     """The shard's index, read from the cache folder when the shard is unchanged (same size and
     modification time), else built from the shard and kept there."""
-    import pyarrow.fs
-
-    fs, path = _filesystem(url)
-    info = fs.get_file_info(path)
-    if info.type != pyarrow.fs.FileType.File:
+    stamp = file_stamp(url)
+    if stamp is None:
         raise DatasetUnavailable(f"{url}: no such shard")
-    stamp = f"{url}|{info.size}|{info.mtime_ns}"
+    stamp = f"{url}|{stamp[0]}|{stamp[1]}"
     cached = cache_dir() / "webdataset-index" / f"{hashlib.sha1(stamp.encode()).hexdigest()}.json"
     try:
         return ShardIndex(url, *(tuple(v) for v in json.loads(cached.read_text())))
@@ -175,7 +164,7 @@ class ShardImages:
         url = self.urls[shard]
         key = (os.getpid(), url)
         if key not in self._open:
-            fs, path = _filesystem(url)
+            fs, path = filesystem(url)
             self._open[key] = fs.open_input_file(path)
         data = self._open[key].read_at(self.indexes[shard].sizes[i], self.indexes[shard].offsets[i])
         return self.decode(data, f"{url} #{i}", train)
@@ -183,7 +172,7 @@ class ShardImages:
     def read_shard(self, shard: int):
         """(sample number in the shard, image bytes) front to back, one sequential read."""
         url, index = self.urls[shard], self.indexes[shard]
-        fs, path = _filesystem(url)
+        fs, path = filesystem(url)
         with fs.open_input_stream(path) as stream:
             position = 0
             for i, (offset, size) in enumerate(zip(index.offsets, index.sizes)):

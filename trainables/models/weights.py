@@ -1,16 +1,18 @@
 """`model.weights`: the user's trained weights, read without unpickling code.
 
-Accepted: a state_dict file (`torch.save(model.state_dict())`), a checkpoint dict holding
+A local path or an s3:// / gs:// URL. Accepted: a state_dict file (`torch.save(model.state_dict())`), a checkpoint dict holding
 one under `state_dict` or `model`, or a `.safetensors` file. `module.` prefixes that
 DataParallel / DistributedDataParallel add are stripped.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..remote_files import file_stamp, read_bytes
 from .normalize import inner_network
 
 CHECKPOINT_KEYS = ("state_dict", "model")
@@ -20,17 +22,25 @@ def _tensors_only(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"model.weights: {path} not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+def _load(path: str) -> object:
+    """The file's object: safetensors' tensors, or torch.load's with weights_only (no code runs)."""
+    data = read_bytes(path)
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load
 
-            obj = load_file(str(path))
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        return load(data)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = str(path)
+    try:
+        if file_stamp(path) is None:
+            raise ValueError(f"model.weights: {path} not found")
+    except OSError as e:  # a URL this machine cannot reach, or a bucket it may not read
+        raise ValueError(f"model.weights: cannot reach {path} ({str(e).splitlines()[0][:120]})") from None
+    try:
+        obj = _load(path)
     except Exception as e:
         raise ValueError(f"model.weights: {path} is not a readable state_dict, checkpoint or .safetensors file "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None

@@ -87,7 +87,7 @@ def cmd_trial(args) -> int:
     from trainables.test_eval import final_evaluation
     import torch
 
-    from trainables.prune import check_filter_prunable
+    from trainables.prune import check_prunable
     from trainables.trial import Baseline, evaluate, initial_model, load_data, run_trial, train_baseline
     from trainables.train import check_device_present, resolve_device
 
@@ -121,8 +121,7 @@ def cmd_trial(args) -> int:
     else:
         try:  # weights, classes, image size and the channel graph checked before any training
             model, _ = initial_model(cfg, data)
-            if cfg.granularity == "filter":
-                check_filter_prunable(model, torch.zeros(1, *data.shape))
+            check_prunable(model, [cfg.granularity], torch.zeros(1, *data.shape))
         except ValueError as e:
             raise UsageError(str(e)) from None
         print(f"training baseline {cfg.model} on {cfg.dataset} ({cfg.baseline.epochs} epochs)...", file=sys.stderr)

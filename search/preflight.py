@@ -153,13 +153,13 @@ def check_model_fits_data(cfg: SearchConfig) -> None:
     """Build the network of another source (or with the user's weights) once, here: weights that
     do not fit, a factory that raises, classes or an image size the network does not take, and
     layer pruning of a network without residual blocks are refused before Ray starts."""
-    from trainables.models import is_builtin, removable_blocks
+    from trainables.models import is_builtin
 
     if is_builtin(cfg.model.name) and cfg.model.weights is None:
         return  # a built-in network fits every dataset; the config checked its blocks
     import torch
 
-    from trainables.prune import check_filter_prunable
+    from trainables.prune import CRITERIA, check_prunable
     from trainables.trial import initial_model, load_data
 
     trial = cfg.fixed_trial_config()
@@ -169,14 +169,17 @@ def check_model_fits_data(cfg: SearchConfig) -> None:
     except ValueError as e:
         field, _, rest = str(e).partition(": ")
         raise ConfigError(f"{SEARCH_FIELDS.get(field, field)}: {rest}") from None
-    if "filter" in cfg.space.granularities:
+    problems, workable = {}, []
+    for granularity in CRITERIA:  # every granularity, so the error can say which ones would work
         try:
-            check_filter_prunable(model, torch.zeros(1, *data.shape))
+            check_prunable(model, [granularity], torch.zeros(1, *data.shape))
+            workable.append(granularity)
         except ValueError as e:
-            raise ConfigError(f"space.granularities: {cfg.model.name}: {str(e).partition(': ')[2]}") from None
-    if "layer" in cfg.space.granularities and not removable_blocks(model):
-        raise ConfigError(f"space.granularities: {cfg.model.name} has no residual blocks (output = input + branch, "
-                          f"same shape) to remove; allowed: [filter]")
+            problems[granularity] = str(e).partition(": ")[2]
+    asked = [g for g in cfg.space.granularities if g in problems]
+    if asked:
+        raise ConfigError(f"space.granularities: {cfg.model.name}: {problems[asked[0]]}; "
+                          f"allowed: [{', '.join(workable)}]")
 
 
 def preflight(cfg: SearchConfig, address: str | None, tracking_uri: str | None = None) -> None:

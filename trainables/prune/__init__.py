@@ -8,8 +8,8 @@ from .activations import vip_scores
 from .criterion import Criterion
 from .filters import FILTER_CRITERIA
 from .layers import LAYER_CRITERIA
-from .schedule import PruneSettings, check_filter_prunable, prune
+from .schedule import PruneSettings, check_prunable, prune
 
 CRITERIA: dict[str, dict[str, Criterion]] = {"filter": FILTER_CRITERIA, "layer": LAYER_CRITERIA}
 
-__all__ = ["CRITERIA", "FILTER_CRITERIA", "LAYER_CRITERIA", "Criterion", "PruneSettings", "check_filter_prunable", "prune", "vip_scores"]
+__all__ = ["CRITERIA", "FILTER_CRITERIA", "LAYER_CRITERIA", "Criterion", "PruneSettings", "check_prunable", "prune", "vip_scores"]

@@ -41,10 +41,19 @@ def dependency_graph_errors():
                          f"allowed: layer, where it has residual blocks") from None
 
 
-def check_filter_prunable(model: nn.Module, example: torch.Tensor) -> None:
-    """Build the channel dependency graph once, as filter pruning will (ValueError if it cannot)."""
-    with dependency_graph_errors():
-        tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
+NO_RESIDUAL_BLOCKS = ("granularity: layer pruning needs residual blocks (output = input + branch, same shape); "
+                      "this model has none")
+
+
+def check_prunable(model: nn.Module, granularities, example: torch.Tensor) -> None:
+    """Before any training: ValueError ("granularity: ...") when the network cannot be pruned at
+    one of `granularities` (filter: the channel dependency graph is built once, as pruning will;
+    layer: it has residual blocks)."""
+    if "filter" in granularities:
+        with dependency_graph_errors():
+            tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
+    if "layer" in granularities and not removable_blocks(model):
+        raise ValueError(NO_RESIDUAL_BLOCKS)
 
 
 def prune_filters(model: nn.Module, s: PruneSettings, calib: Split, device: torch.device,
@@ -70,8 +79,7 @@ def prune_layers(model: nn.Module, s: PruneSettings, calib: Split, device: torch
     """Remove ratio x (removable blocks), spread over the rounds; returns the removed names."""
     total = len(removable_blocks(model))
     if total == 0:
-        raise ValueError("granularity: layer pruning needs residual blocks (output = input + branch, same "
-                         "shape); this model has none")
+        raise ValueError(NO_RESIDUAL_BLOCKS)
     scorer = LAYER_CRITERIA[s.criterion].make(s.params)
     removed: list[str] = []
     model.to(device)

@@ -74,3 +74,18 @@ def write_shards(folder: Path, prefix: str, classes: int = 3, per_class: int = 2
     for tar in tars:
         tar.close()
     return str(folder / f"{prefix}-{{000..{shards - 1:03d}}}.tar")
+
+
+def check_a_small_trial_runs(splits: dict, **data_fields) -> None:
+    """A ResNet-20 trial on these test-made colours: its split sizes, a baseline that learned
+    them, and a pruned model whose robust accuracy is at most its clean accuracy."""
+    from trainables.config import TrialConfig
+    from trainables.trial import run_trial, train_baseline
+
+    cfg = TrialConfig(**data_fields, val_size=12, model="resnet20",
+                      baseline={"epochs": 5, "lr": 0.05, "batch_size": 16}, finetune={"epochs": 1, "batch_size": 16}, eval_size=12, calib_size=8, latency_repeats=1,
+                      ratio=0.3, attacks=[{"name": "fgsm"}])
+    assert cfg.records()["splits"] == {**splits, "val": 12, "eval": 12, "test_eval": splits["test"], "calibration": 8}
+    result = run_trial(cfg, baseline := train_baseline(cfg))
+    assert baseline.metrics["clean_acc"] > 0.5  # three colours: learnable in a few epochs
+    assert 0 < result.metrics["flops_reduction"] < 1 and result.metrics["robust_acc"] <= result.metrics["clean_acc"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from image_data import write_hf_dataset, write_image_folder
+from image_data import check_a_small_trial_runs, write_hf_dataset, write_image_folder
 from trainables.config import TrialConfig, format_validation_error
 from trainables.data import DatasetUnavailable, StreamedSplit, load_dataset
 from trainables.trial import load_data, run_trial, train_baseline
@@ -41,15 +41,7 @@ def test_training_batches_are_augmented_and_eval_reads_are_not(folder):
 
 
 def test_a_trial_runs_on_an_image_folder(folder):
-    cfg = TrialConfig(dataset="imagefolder", data_dir=str(folder), image_size=32, val_size=12,
-                      model="resnet20", baseline={"epochs": 5, "lr": 0.05, "batch_size": 16},
-                      finetune={"epochs": 1, "batch_size": 16}, eval_size=12, calib_size=8, latency_repeats=1,
-                      ratio=0.3, attacks=[{"name": "fgsm"}])
-    assert cfg.records()["splits"] == {"train": 60, "val": 12, "test": 24, "eval": 12, "test_eval": 24,
-                                       "calibration": 8}
-    result = run_trial(cfg, baseline := train_baseline(cfg))
-    assert baseline.metrics["clean_acc"] > 0.5  # three colours: learnable in a few epochs
-    assert 0 < result.metrics["flops_reduction"] < 1 and result.metrics["robust_acc"] <= result.metrics["clean_acc"]
+    check_a_small_trial_runs({"train": 60, "test": 24}, dataset="imagefolder", data_dir=str(folder), image_size=32)
 
 
 def test_an_unreadable_image_is_named(folder, tmp_path):

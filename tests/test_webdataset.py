@@ -9,11 +9,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from image_data import write_shards
+from image_data import check_a_small_trial_runs, write_shards
 from trainables.config import TrialConfig, format_validation_error
 from trainables.data import DatasetUnavailable, load_dataset
 from trainables.data import webdataset as wds
-from trainables.trial import run_trial, train_baseline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -82,15 +81,8 @@ def test_an_epoch_streams_every_training_sample_once_and_no_validation_sample(sh
 
 def test_a_trial_runs_on_shards(shards):
     train, test = shards
-    cfg = TrialConfig(dataset="webdataset", data_dir=train, test_shards=test, image_size=24, val_size=12,
-                      model="resnet20", baseline={"epochs": 5, "lr": 0.05, "batch_size": 16},
-                      finetune={"epochs": 1, "batch_size": 16}, eval_size=12, calib_size=8, latency_repeats=1,
-                      ratio=0.3, attacks=[{"name": "fgsm"}])
-    assert cfg.records()["splits"] == {"train": 48, "val": 12, "test": 18, "eval": 12, "test_eval": 18,
-                                       "calibration": 8}
-    result = run_trial(cfg, baseline := train_baseline(cfg))
-    assert baseline.metrics["clean_acc"] > 0.5  # three colours: learnable in a few epochs
-    assert 0 < result.metrics["flops_reduction"] < 1 and result.metrics["robust_acc"] <= result.metrics["clean_acc"]
+    check_a_small_trial_runs({"train": 48, "test": 18}, dataset="webdataset", data_dir=train, test_shards=test,
+                             image_size=24)
 
 
 def _tar(path, members):

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -29,11 +28,9 @@ class Browser:
         exe = shutil.which("chromium") or shutil.which("chromium-browser")
         if exe is None:
             raise RuntimeError("chromium is not installed (make install installs Debian's chromium)")
-        (profile / "tmp").mkdir(parents=True, exist_ok=True)
-        # its own temporary files under the profile too (else three /tmp/org.chromium.* per run stay behind)
+        profile.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        env={**os.environ, "TMPDIR": str(profile / "tmp")})
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + start_timeout_s
         while not (port_file.exists() and port_file.read_text().strip()):

@@ -16,6 +16,7 @@ from trainables.config import format_validation_error
 from trainables.data import DatasetUnavailable
 
 from .config import ConfigError, parse_overrides, read_yaml_mapping
+from .signals import exit_status, stopping_like_ctrl_c
 
 EXIT_USAGE = 2
 
@@ -316,12 +317,14 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def cmd_ui(args) -> int:
-    import os
+    import subprocess
+
+    from .signals import stop_process_group
 
     uri = _tracking_uri(args)
     _check_port_free(args.host, args.port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-           "--port", str(args.port)]
+           "--port", str(args.port), "--workers", str(args.workers)]
     from .tracking import runs_page
 
     base = f"http://{args.host}:{args.port}/"
@@ -332,8 +335,12 @@ def cmd_ui(args) -> int:
     if page:
         print(f"the search's runs: {base}{page}", file=sys.stderr)
     sys.stderr.flush()
-    os.execv(sys.executable, cmd)
-    return 0
+    # a session of its own: stopping `ui` (any signal, see signals.py) stops the server's whole group
+    server = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        return server.wait()
+    finally:
+        stop_process_group(server)
 
 
 def add_search_parsers(sub) -> None:
@@ -377,6 +384,8 @@ def add_search_parsers(sub) -> None:
     p.add_argument("--tracking-uri", dest="tracking_uri")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes (default 1: a personal UI; mlflow's own default is 4)")
     p.add_argument("--experiment", help="the experiment whose runs to link to (default: the newest search's)")
     p.set_defaults(func=cmd_ui)
 
@@ -398,7 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per event, no bars
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        with stopping_like_ctrl_c():
+            return args.func(args)
+    except KeyboardInterrupt:  # Ctrl+C, SIGTERM or SIGHUP (signals.py): the command has cleaned up
+        status, name = exit_status()
+        print(f"robustprune: stopped by {name}", file=sys.stderr)
+        return status
     except UsageError as e:
         print(f"robustprune: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -34,6 +34,7 @@ from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
 from .preflight import preflight, wait_for_cluster_resources
 from .prestarted_workers import use_prestarted_workers
+from .signals import reclaim_stop_signals
 from .report import log_report
 from .space import SearchSpace, make_sampler, optuna_storage
 from .storage import read_bytes, write_bytes
@@ -61,6 +62,7 @@ def init_ray(address: str | None) -> None:
     use_prestarted_workers()
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        reclaim_stop_signals()
 
 
 def _reuse_workers(cfg: SearchConfig) -> bool:

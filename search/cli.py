@@ -16,9 +16,10 @@ from trainables.config import format_validation_error
 from trainables.data import DatasetUnavailable
 
 from .config import ConfigError, parse_overrides, read_yaml_mapping
-from .signals import exit_status, stopping_like_ctrl_c
+from .signals import exit_status, exit_within, stopping_like_ctrl_c
 
 EXIT_USAGE = 2
+SHUTDOWN_GRACE_S = 15  # after a stopping signal, for atexit work (Ray's shutdown) before the exit is forced
 
 
 class UsageError(Exception):
@@ -317,6 +318,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def cmd_ui(args) -> int:
+    import os
     import subprocess
 
     from .signals import stop_process_group
@@ -336,7 +338,9 @@ def cmd_ui(args) -> int:
         print(f"the search's runs: {base}{page}", file=sys.stderr)
     sys.stderr.flush()
     # a session of its own: stopping `ui` (any signal, see signals.py) stops the server's whole group
-    server = subprocess.Popen(cmd, start_new_session=True)
+    # MLflow's job runner (GenAI jobs; seven worker processes) serves nothing a search logs
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    server = subprocess.Popen(cmd, start_new_session=True, env=env)
     try:
         return server.wait()
     finally:
@@ -412,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl+C, SIGTERM or SIGHUP (signals.py): the command has cleaned up
         status, name = exit_status()
         print(f"robustprune: stopped by {name}", file=sys.stderr)
+        exit_within(SHUTDOWN_GRACE_S, status)
         return status
     except UsageError as e:
         print(f"robustprune: error: {e}", file=sys.stderr)

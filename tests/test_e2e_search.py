@@ -5,6 +5,7 @@ read it (`pareto`, `export`, `report`, `ui`; those that start no Ray run in-proc
 a real browser (headless Chromium): the MLflow UI opens on the search's runs, named by what
 they tried, the parent's page shows the front, the offline report plots one point per
 finished trial. Screenshots are kept under each browser test's temp folder."""
+import contextlib
 import itertools
 import json
 import os
@@ -15,13 +16,15 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
 from browser import Browser
-from e2e_helpers import CLI, FinishedSearch, call_cli, free_port, run_cli, search_runs, tiny_config, wait_for_http
+from e2e_helpers import CLI, FinishedSearch, call_cli, free_port, run_cli, running_cli, search_runs, tiny_config, \
+    wait_for_http, wait_until
 from trainables.data import load_dataset
 from trainables.train import accuracy
 
@@ -284,6 +287,48 @@ def test_failed_registration_leaves_no_folder_and_no_version(search, monkeypatch
     assert len(client.search_logged_models(experiment_ids=[e.experiment_id for e in client.search_experiments()])) \
         == logged_models  # the pyfunc logged for the failed registration is gone too
     assert not [p for p in tmp.iterdir() if p.name.startswith(".export-fails")]  # no temporary left
+
+
+def _stopped_midway(args, started, tmp: Path, signum: int) -> tuple[int, str]:
+    """The CLI run as a process and sent `signum` (to its PID) once `started(pid)` holds: its
+    exit status, within a bounded time, and its output."""
+    log = tmp / f"{args[0]}-{signal.Signals(signum).name}.log"
+    with running_cli(*args, cwd=tmp, log=log) as proc:
+        wait_until(lambda: started(proc.pid), 60, f"{args[0]} to be under way", every=0.01, process=proc)
+        proc.send_signal(signum)
+        proc.wait(timeout=60)
+    return proc.returncode, log.read_text()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_export_stopped_midway_leaves_no_folder_and_no_version(search, signum):
+    """Signalled while its files are staged (the temporary folder beside --out exists)."""
+    tmp, uri, name = search.tmp, search.uri, f"stopped-{signal.Signals(signum).name}"
+    out = tmp / f"export-{name}"
+    status, log = _stopped_midway(["export", "--experiment", EXPERIMENT, "--tracking-uri", uri, "--out", out,
+                                   "--format", "torchscript,onnx", "--name", name],
+                                  lambda _: list(tmp.glob(f".{out.name}.*")), tmp, signum)
+    assert status == 128 + signum, log[-2000:]
+    assert not out.exists() and not list(tmp.glob(f".{out.name}.*"))
+    assert not MlflowClient(uri).search_model_versions(f"name='{name}'")
+
+
+def _has_open(pid: int, path: str) -> bool:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return any(f.path == path for f in psutil.Process(pid).open_files())
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_report_stopped_midway_leaves_no_page(search, signum):
+    """Signalled once it reads the store (the sqlite file is open)."""
+    out = search.tmp / f"report-{signal.Signals(signum).name}.html"
+    store = search.uri.removeprefix("sqlite:///")
+    status, log = _stopped_midway(
+        ["report", "--tracking-uri", search.uri, "--experiment", EXPERIMENT, "--out", out],
+        lambda pid: _has_open(pid, store), search.tmp, signum)
+    assert status == 128 + signum, log[-2000:]
+    assert not out.exists() and not list(search.tmp.glob(f".{out.name}*"))
 
 
 def test_ui_serves_the_store_on_loopback(search, mlflow_ui, capsys):

@@ -50,6 +50,8 @@ def _trial_config(args):
         raw["baseline"] = {**raw.get("baseline", {}), "epochs": args.epochs}
     if args.finetune_epochs is not None:
         raw["finetune"] = {**raw.get("finetune", {}), "epochs": args.finetune_epochs}
+    if args.finetune_method is not None:
+        raw["finetune"] = {**raw.get("finetune", {}), "method": args.finetune_method}
     if args.attacks is not None:
         raw["attacks"] = [{"name": n.strip()} for n in args.attacks.split(",") if n.strip()]
     if args.eps is not None:
@@ -166,6 +168,8 @@ def add_trial_parser(sub) -> None:
     p.add_argument("--eps", type=float, help="pixel-space eps for every attack")
     p.add_argument("--epochs", type=int, help="baseline training epochs")
     p.add_argument("--finetune-epochs", dest="finetune_epochs", type=int)
+    p.add_argument("--finetune-method", dest="finetune_method",
+                   help="natural (default), pgd_at, trades or fgsm_rs; budgets in --config's finetune section")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--val-size", dest="val_size", type=int, help="validation images held out of training")

@@ -17,6 +17,7 @@ from trainables.config import (AttackConfig, Strict, TrainConfig, TrialConfig, f
                                open_unit_interval, weights_are_the_baseline)
 from trainables.attacks import ATTACKS
 from trainables.data import DATASETS
+from trainables.methods import METHODS
 from trainables.models import check_model_name
 from trainables.models.python_factory import carried_code
 from trainables.prune import CRITERIA
@@ -124,7 +125,12 @@ class SpaceConfig(Strict):
                                                            "proposed twice is recognised and measured once")
     iterations: IntRange = IntRange(low=1, high=3)
     finetune_epochs: IntRange = IntRange(low=1, high=1)
-    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its epochs come from finetune_epochs
+    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its epochs and method come from the space
+    finetune_method: list[str] = Field(default_factory=lambda: ["natural"], min_length=1,
+                                       description="fine-tuning methods to search: natural, pgd_at, trades, fgsm_rs")
+    finetune_budget: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per method, its budget over the published defaults, "
+                                          "e.g. {trades: {beta: 3}}")
     global_pruning: bool = False
     round_to: int | None = Field(None, ge=1, description="filter pruning: channel counts in multiples of it "
                                                           "(8 suits GPU kernels)")
@@ -164,6 +170,25 @@ class SpaceConfig(Strict):
             raise ValueError(f"got low {v.low}; allowed: >= {minimum}")
         return v
 
+    @field_validator("finetune_method")
+    @classmethod
+    def _methods_known(cls, v):
+        return [one_of(m, METHODS, "method") for m in v]
+
+    @field_validator("finetune")
+    @classmethod
+    def _method_set_by_the_space(cls, v):
+        if v.method != "natural" or v.method_budget():
+            raise ValueError("the method and its budget are searched; set space.finetune_method and "
+                             "space.finetune_budget instead")
+        return v
+
+    def finetune_of(self, method: str, epochs: int | None = None) -> TrainConfig:
+        """Fine-tuning settings with `method` and its budget (validated)."""
+        return TrainConfig(**{**self.finetune.model_dump(exclude_unset=True), "method": method,
+                              **self.finetune_budget.get(method, {}),
+                              **({} if epochs is None else {"epochs": epochs})})
+
     @field_validator("criteria")
     @classmethod
     def _criteria_known(cls, v):
@@ -177,14 +202,15 @@ class SpaceConfig(Strict):
         """The space's lowest point for a granularity (its first fitting criterion)."""
         return {"granularity": granularity, "criterion": self.criteria_for(granularity)[0],
                 "ratio": self.ratio.low, "iterations": self.iterations.low,
-                "finetune_epochs": self.finetune_epochs.low}
+                "finetune_epochs": self.finetune_epochs.low, "finetune_method": self.finetune_method[0]}
 
 
 def sampled_point(config: dict) -> dict:
     """The trial-relevant values of a Tune config produced by SearchSpace (search/space.py).
     The ratio is rounded: Optuna's step grid leaves float noise (0.82 as 0.8200000000000001,
     or just below a step, which a floor of ratio x channels would turn into one filter less)."""
-    point = {k: config[k] for k in ("granularity", "criterion", "ratio", "iterations", "finetune_epochs")}
+    point = {k: config[k] for k in ("granularity", "criterion", "ratio", "iterations", "finetune_epochs",
+                                    "finetune_method")}
     return {**point, "ratio": round(float(point["ratio"]), 10)}
 
 
@@ -282,6 +308,14 @@ class SearchConfig(Strict):
         if stray:
             raise ValueError(f"space.criterion_params: '{stray[0]}' is not in space.criteria; allowed: "
                              f"{', '.join(self.space.criteria)}")
+        for method in self.space.finetune_budget:
+            if method not in self.space.finetune_method:
+                raise ValueError(f"space.finetune_budget: '{method}' is not in space.finetune_method; allowed: "
+                                 f"{', '.join(self.space.finetune_method)}")
+            try:
+                self.space.finetune_of(method)
+            except ValidationError as e:
+                raise ValueError(f"space.finetune_budget.{method}.{format_validation_error(e)}") from None
         # one trial config per corner of the space catches model/granularity/data problems now,
         # and one per criterion with parameters checks them for every granularity it prunes
         for g in self.space.granularities:
@@ -302,6 +336,14 @@ class SearchConfig(Strict):
         default = DATASETS[self.data.name].default_eps
         linf = [a.spec(default).eps for a in self.final_attacks() if ATTACKS[a.name].norm == "linf"]
         return [round(m * linf[0], 6) for m in EPS_GRID_MULTIPLES] if linf else []
+
+    def resolved_training_methods(self) -> dict[str, dict]:
+        """The baseline's method and every searched fine-tuning method, with its budget resolved."""
+        eps = DATASETS[self.data.name].default_eps
+        finetune = {m: self.space.finetune_of(m).settings(False, eps).method.record()
+                    for m in self.space.finetune_method}
+        return {"baseline": self.baseline.settings(False, eps).method.record(),
+                "finetune": {m: {k: v for k, v in r.items() if k != "method"} for m, r in finetune.items()}}
 
     def resolved_criterion_params(self) -> dict[str, dict]:
         """Each searched criterion that takes parameters, with its defaults filled in."""
@@ -331,7 +373,7 @@ class SearchConfig(Strict):
 
     def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
         """The full trial config for one point of the search space."""
-        finetune = self.space.finetune.model_copy(update={"epochs": sampled["finetune_epochs"]})
+        finetune = self.space.finetune_of(sampled["finetune_method"], sampled["finetune_epochs"])
         try:
             return TrialConfig(
                 dataset=self.data.name, data_dir=self.data.data_dir, download=self.data.download,

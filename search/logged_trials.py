@@ -10,7 +10,7 @@ from .tracking import TRIAL_TAG, Tracker, stopped_early
 
 @dataclass(frozen=True)
 class MeasuredPoint:
-    point: dict  # granularity, criterion, ratio, iterations, finetune_epochs
+    point: dict  # granularity, criterion, ratio, iterations, finetune_epochs, finetune_method
     objectives: dict[str, float]  # objective_<metric> -> value, as the searcher was told
 
 
@@ -18,7 +18,8 @@ def measured_point(run, objectives: dict[str, str]) -> MeasuredPoint:
     """The point and objective values of a finished child run."""
     p = run.data.params
     point = {"granularity": p["granularity"], "criterion": p["criterion"], "ratio": float(p["ratio"]),
-             "iterations": int(p["iterations"]), "finetune_epochs": int(p["finetune_epochs"])}
+             "iterations": int(p["iterations"]), "finetune_epochs": int(p["finetune_epochs"]),
+             "finetune_method": p.get("finetune_method", "natural")}  # searches before the method was searched
     feasible = run.data.tags.get("feasible", "true") == "true"
     return MeasuredPoint(point, objective_values(run.data.metrics, objectives, feasible))
 

@@ -35,7 +35,7 @@ STUCK_AFTER = 8  # known proposals in a row before a random unmeasured point is 
 def point_key(config: dict) -> tuple:
     point = sampled_point(config)
     return (point["granularity"], point["criterion"], round(float(point["ratio"]), 6), int(point["iterations"]),
-            int(point["finetune_epochs"]))
+            int(point["finetune_epochs"]), point["finetune_method"])
 
 
 class NoRepeats(Searcher):

@@ -134,8 +134,8 @@ def hypervolume_2d(points: np.ndarray, ref: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- reports
 
-FRONT_COLUMNS = ["run_id", "trial_id", "criterion", "granularity", "ratio", "iterations", "flops",
-                 "flops_reduction", "params", "clean_acc", "robust_acc", "test_clean_acc", "test_robust_acc",
+FRONT_COLUMNS = ["run_id", "trial_id", "criterion", "granularity", "ratio", "iterations", "finetune_method",
+                 "flops", "flops_reduction", "params", "clean_acc", "robust_acc", "test_clean_acc", "test_robust_acc",
                  "latency_ms"]
 
 
@@ -150,8 +150,8 @@ def front_csv(rows: list[dict]) -> str:
 def front_table(rows: list[dict]) -> str:
     """Fixed-width text table of the front, best robust accuracy first. clean_acc / robust_acc
     are validation (what the front was selected on); test_* come from the final evaluation."""
-    cols = ["criterion", "granularity", "ratio", "iterations", "flops_reduction", "clean_acc", "robust_acc",
-            "test_clean_acc", "test_robust_acc", "run_id"]
+    cols = ["criterion", "granularity", "ratio", "iterations", "finetune_method", "flops_reduction", "clean_acc",
+            "robust_acc", "test_clean_acc", "test_robust_acc", "run_id"]
 
     def fmt(v):
         return f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -163,8 +163,8 @@ def front_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-FRONT_HEADERS = ["criterion", "granularity", "ratio", "it", "FLOPs red.", "val clean", "val robust", "test clean",
-                 "test robust", "run"]
+FRONT_HEADERS = ["criterion", "granularity", "ratio", "it", "fine-tune", "FLOPs red.", "val clean", "val robust",
+                 "test clean", "test robust", "run"]
 
 
 def front_cells(r: dict) -> list[str]:
@@ -175,8 +175,8 @@ def front_cells(r: dict) -> list[str]:
         return format(v, spec) if isinstance(v, float) else "–"
 
     return [str(r["criterion"]), str(r["granularity"]), f"{r['ratio']:.2f}", str(r["iterations"]),
-            fmt("flops_reduction", ".1%"), fmt("clean_acc", ".3f"), fmt("robust_acc", ".3f"),
-            fmt("test_clean_acc", ".3f"), fmt("test_robust_acc", ".3f")]
+            str(r.get("finetune_method", "natural")), fmt("flops_reduction", ".1%"), fmt("clean_acc", ".3f"),
+            fmt("robust_acc", ".3f"), fmt("test_clean_acc", ".3f"), fmt("test_robust_acc", ".3f")]
 
 
 def front_markdown(front: list[dict], experiment_id: str) -> str:
@@ -259,7 +259,8 @@ def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, st
         return go.Scatter(
             x=[xs[i] for i in idx], y=[ys[i] for i in idx], name=name, **style,
             text=[f"{rows[i]['criterion']} {rows[i]['granularity']} ratio={rows[i]['ratio']:.2f} "
-                  f"it={rows[i]['iterations']}<br>clean={rows[i]['clean_acc']:.3f} "
+                  f"it={rows[i]['iterations']} {rows[i].get('finetune_method', 'natural')}<br>"
+                  f"clean={rows[i]['clean_acc']:.3f} "
                   f"robust={rows[i]['robust_acc']:.3f}<br>run {rows[i]['run_id']}" for i in idx],
             hoverinfo="text")
 

@@ -211,9 +211,10 @@ def _baseline_for(cfg: SearchConfig) -> tuple[Baseline, dict, bool]:
 
 
 def _resolved_records(cfg: SearchConfig) -> dict:
-    """Resolved attacks (keyed by name), split sizes, seeds and criterion parameters, for the
-    parent's params."""
-    records = {**cfg.fixed_trial_config().records(), "criterion_params": cfg.resolved_criterion_params()}
+    """Resolved attacks (keyed by name), split sizes, seeds, criterion parameters and training
+    methods, for the parent's params."""
+    records = {**cfg.fixed_trial_config().records(), "criterion_params": cfg.resolved_criterion_params(),
+               "training_methods": cfg.resolved_training_methods()}
     for key in ("attacks", "final_attacks"):
         records[key] = {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in records[key]}
     return records

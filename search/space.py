@@ -29,7 +29,8 @@ class SearchSpace:
                     s.ratio.low, round(s.ratio.low + steps * s.ratio_step, 10), step=s.ratio_step),
                 "iterations": optuna.distributions.IntDistribution(s.iterations.low, s.iterations.high),
                 "finetune_epochs": optuna.distributions.IntDistribution(s.finetune_epochs.low,
-                                                                        s.finetune_epochs.high)}
+                                                                        s.finetune_epochs.high),
+                "finetune_method": optuna.distributions.CategoricalDistribution(s.finetune_method)}
 
     def __call__(self, trial: optuna.Trial) -> dict:
         d = self.distributions()
@@ -37,6 +38,7 @@ class SearchSpace:
         trial.suggest_float("ratio", d["ratio"].low, d["ratio"].high, step=d["ratio"].step)
         for name in ("iterations", "finetune_epochs"):
             trial.suggest_int(name, d[name].low, d[name].high)
+        trial.suggest_categorical("finetune_method", d["finetune_method"].choices)
         return {"granularity": granularity, "criterion": criterion}
 
     def random_params(self, rng) -> dict:
@@ -45,18 +47,20 @@ class SearchSpace:
         steps = round((d["ratio"].high - d["ratio"].low) / d["ratio"].step)
         return {"method": rng.choice(d["method"].choices),
                 "ratio": round(d["ratio"].low + rng.randint(0, steps) * d["ratio"].step, 10),
-                **{name: rng.randint(d[name].low, d[name].high) for name in ("iterations", "finetune_epochs")}}
+                **{name: rng.randint(d[name].low, d[name].high) for name in ("iterations", "finetune_epochs")},
+                "finetune_method": rng.choice(d["finetune_method"].choices)}
 
     def point_of(self, params: dict) -> dict:
         """The trial point (`sampled_point`) of Optuna params, the inverse of `params_of`."""
         granularity, criterion = split_method(params["method"])
         return {"granularity": granularity, "criterion": criterion,
-                **{k: params[k] for k in ("ratio", "iterations", "finetune_epochs")}}
+                **{k: params[k] for k in ("ratio", "iterations", "finetune_epochs", "finetune_method")}}
 
     def params_of(self, point: dict) -> dict:
         """The Optuna params of a trial point (`sampled_point`), the inverse of `__call__`."""
         return {"method": f"{point['granularity']}/{point['criterion']}", "ratio": point["ratio"],
-                "iterations": point["iterations"], "finetune_epochs": point["finetune_epochs"]}
+                "iterations": point["iterations"], "finetune_epochs": point["finetune_epochs"],
+                "finetune_method": point["finetune_method"]}
 
 
 def methods(space: SpaceConfig) -> list[str]:

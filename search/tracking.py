@@ -27,7 +27,7 @@ from .background_plots import BackgroundPlots
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
 SEARCH_TAG = "robustprune.search"
-TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed")
+TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epochs", "finetune_method", "seed")
 CURVE_METRIC = "test_robust_acc_curve"
 CURVE_STEP_SCALE = 10_000  # MLflow steps are integers: eps 0.0314 is logged at step 314
 PLOT_EVERY_S = 30.0  # the parent's live views: at least this often, and the description whenever the front changes
@@ -190,7 +190,8 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, run_name=child_run_name(params),
                                      tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id,
                                            "criterion": str(params["criterion"]),
-                                           "granularity": str(params["granularity"]), **tags})
+                                           "granularity": str(params["granularity"]),
+                                           "finetune_method": str(params.get("finetune_method", "natural")), **tags})
         now = int(time.time() * 1000)
         try:
             self.client.log_batch(run.info.run_id,
@@ -451,9 +452,10 @@ def stopped_early(run) -> bool:
 
 
 def child_run_name(params: dict) -> str:
-    """What a trial tried, e.g. `pls_vip·filter·r0.63·it3`."""
+    """What a trial tried, e.g. `pls_vip·filter·r0.63·it3`, and `·trades` when not fine-tuned naturally."""
+    method = params.get("finetune_method", "natural")
     return (f"{params['criterion']}·{params['granularity']}·r{float(params['ratio']):.2f}·"
-            f"it{params['iterations']}")
+            f"it{params['iterations']}" + ("" if method == "natural" else f"·{method}"))
 
 
 def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[str, float]) -> dict:
@@ -461,7 +463,7 @@ def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[
     return {"run_id": run_id, "trial_id": trial_id,
             "criterion": params.get("criterion", ""), "granularity": params.get("granularity", ""),
             "ratio": float(params.get("ratio", "nan")), "iterations": int(float(params.get("iterations", "0"))),
-            **metrics}
+            "finetune_method": params.get("finetune_method", "natural"), **metrics}
 
 
 def run_row(run) -> dict:

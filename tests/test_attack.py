@@ -23,6 +23,7 @@ SPECS = {
     "deepfool": spec("deepfool", None, steps=20),
     "autoattack": spec("autoattack", 0.15, version="rand"),
     "square": spec("square", 0.15, n_queries=200),
+    "apgd": spec("apgd", 0.15, steps=20),
     "occlusion": spec("occlusion", size=3),
     "spatial": spec("spatial", max_rotation=30, max_translation=2, rotations=7, translations=3),
 }
@@ -35,6 +36,7 @@ BUDGETS = {
     "deepfool": [spec("deepfool", eps, steps=20) for eps in (0.0, 0.3, 0.6, 1.2)],
     "autoattack": [spec("autoattack", eps, version="rand") for eps in (0.0, 0.05, 0.1, 0.2)],
     "square": [spec("square", eps, n_queries=100) for eps in (0.0, 0.05, 0.1, 0.2)],
+    "apgd": [spec("apgd", eps, steps=20) for eps in (0.0, 0.05, 0.1, 0.2)],
     "occlusion": [spec("occlusion", size=s) for s in (0, 1, 2, 3)],
     "spatial": [spec("spatial", max_rotation=r, max_translation=t, rotations=5, translations=3)
                 for r, t in ((0, 0), (10, 0.5), (20, 1), (30, 2))],

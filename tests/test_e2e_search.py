@@ -32,13 +32,15 @@ pytestmark = pytest.mark.e2e
 N = 6
 DROP = 0.03  # trials losing more clean accuracy are infeasible: never on the front
 EXPERIMENT = "e2e"
-TRIAL_PARAMS = {"criterion", "granularity", "ratio", "iterations", "finetune_epochs", "seed"}
+TRIAL_PARAMS = {"criterion", "granularity", "ratio", "iterations", "finetune_epochs", "finetune_method", "seed"}
+METHODS = ["natural", "fgsm_rs"]  # the space mixes fine-tuning methods: fgsm_rs is the cheap adversarial one
 
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory) -> FinishedSearch:
     tmp = tmp_path_factory.mktemp("search")
-    cfg = tiny_config(tmp, EXPERIMENT, N, search={"max_clean_acc_drop": DROP})
+    cfg = tiny_config(tmp, EXPERIMENT, N, search={"max_clean_acc_drop": DROP},
+                      space={"finetune_method": METHODS, "finetune_budget": {"fgsm_rs": {"eps": 0.1}}})
     proc = run_cli("run", str(cfg), cwd=tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -98,6 +100,21 @@ def test_children_hold_params_metrics_and_models(search):
     assert p["resolved.final_attacks.pgd.steps"] == "10" and p["resolved.final_attacks.pgd.restarts"] == "2"
     assert p["resolved.splits.val"] == "162" and p["resolved.splits.test_eval"] == "180"
     assert p["resolved.criterion_params.pls_vip.pooling"] == "max"  # the published PLS+VIP default
+
+
+def test_each_trial_logs_the_fine_tuning_method_it_ran_and_its_budget(search):
+    by_method = {m: [c for c in search.children if c.data.params["finetune_method"] == m] for m in METHODS}
+    assert all(by_method.values()), {m: len(c) for m, c in by_method.items()}  # the space mixes both
+    for child in by_method["fgsm_rs"]:
+        m = child.data.metrics
+        assert m["finetune_eps"] == 0.1 and m["finetune_alpha"] == pytest.approx(0.125)
+        assert {"guard_best_epoch", "guard_pgd_acc", "guard_pgd_acc_drop"} <= set(m)
+        assert child.info.run_name.endswith("·fgsm_rs") and child.data.tags["finetune_method"] == "fgsm_rs"
+    for child in by_method["natural"]:
+        assert not any(k.startswith(("finetune_", "guard_")) for k in child.data.metrics)
+    p = search.parent.data.params
+    assert p["resolved.training_methods.finetune.fgsm_rs.eps"] == "0.1"
+    assert p["resolved.training_methods.baseline.method"] == "natural"
 
 
 def test_only_front_members_carry_test_metrics_after_the_search(search):

@@ -86,7 +86,8 @@ def test_space_is_one_categorical_for_granularity_and_criterion():
         extra = space(trial)
         g = extra["granularity"]
         assert trial.params["method"] == f"{g}/{extra['criterion']}"
-        assert set(trial.params) == {"method", "ratio", "iterations", "finetune_epochs"}  # the same for every trial
+        assert set(trial.params) == {"method", "ratio", "iterations", "finetune_epochs",
+                                     "finetune_method"}  # the same for every trial
         assert extra["criterion"] in ({"l1", "lamp", "pls_vip"} if g == "filter" else {"l1", "pls_vip"})
         assert 0.3 <= trial.params["ratio"] <= 0.4 and trial.params["iterations"] in (1, 2)
         seen.add((g, extra["criterion"]))

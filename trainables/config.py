@@ -17,6 +17,7 @@ from .models import BUILTIN_MODELS, BUILTIN_WITH_REMOVABLE_BLOCKS, check_model_n
 from .models.python_factory import carried_code
 from .prune import CRITERIA, PruneSettings
 from .registry import Strict, one_of
+from .methods import BUDGET_FIELDS, METHODS, resolve_method
 from .train import TrainSettings
 
 
@@ -33,9 +34,33 @@ class TrainConfig(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
     schedule: Literal["cosine", "step"] = "cosine"
+    method: str = Field("natural", description="natural, or adversarial training: pgd_at, trades, fgsm_rs")
+    eps: float | None = Field(None, ge=0, le=1, description="the method's L-inf budget, pixel units; "
+                                                            "default: the dataset's usual eps")
+    alpha: float | None = Field(None, gt=0, description="step size; default: the method's published rule")
+    steps: int | None = Field(None, ge=1)
+    beta: float | None = Field(None, gt=0, description="trades: weight of the robustness (KL) term; default 6")
 
-    def settings(self, amp: bool) -> TrainSettings:
-        return TrainSettings(amp=amp, **self.model_dump())
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v):
+        return one_of(v, METHODS, "method")
+
+    @model_validator(mode="after")
+    def _budget_fits_method(self):
+        uses = METHODS[self.method].budget
+        for name in BUDGET_FIELDS:
+            if getattr(self, name) is not None and name not in uses:
+                allowed = f"it uses {', '.join(uses)}" if uses else "it makes no adversarial examples"
+                raise ValueError(f"{name}: not a setting of method {self.method}; {allowed}")
+        return self
+
+    def method_budget(self) -> dict:
+        return {k: getattr(self, k) for k in BUDGET_FIELDS if getattr(self, k) is not None}
+
+    def settings(self, amp: bool, default_eps: float) -> TrainSettings:
+        loop = self.model_dump(exclude={"method", *BUDGET_FIELDS})
+        return TrainSettings(amp=amp, method=resolve_method(self.method, self.method_budget(), default_eps), **loop)
 
 
 class AttackConfig(Strict):
@@ -256,6 +281,10 @@ class TrialConfig(Strict):
         """The final suite, resolved (test split)."""
         return [a.spec(DATASETS[self.dataset].default_eps) for a in self.final_attacks or self.attacks]
 
+    def training_settings(self, phase: str) -> TrainSettings:
+        """`baseline` or `finetune`, its method's budget resolved (the dataset's eps by default)."""
+        return getattr(self, phase).settings(self.amp, DATASETS[self.dataset].default_eps)
+
     def seeds(self) -> dict[str, int]:
         """Every seed a trial uses, by purpose (one place, so records match what ran)."""
         s = self.seed
@@ -270,7 +299,9 @@ class TrialConfig(Strict):
         return {"attacks": [s.record() for s in self.attack_specs()],
                 "final_attacks": [s.record() for s in self.final_attack_specs()],
                 "eps_grid": list(self.eps_grid), "splits": sizes, "seeds": self.seeds(),
-                "criterion_params": self.resolved_criterion_params()}
+                "criterion_params": self.resolved_criterion_params(),
+                "training_methods": {phase: self.training_settings(phase).method.record()
+                                     for phase in ("baseline", "finetune")}}
 
     def test_eval_size(self) -> int:
         """Test images the final evaluation measures (`test_size`, at most the test split)."""

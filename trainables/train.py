@@ -10,6 +10,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Dataset, Split, StreamedSplit
+from .methods import MethodSpec, OverfitGuard
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -44,6 +45,7 @@ class TrainSettings:
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # cosine | step
     amp: bool = False  # mixed precision, CUDA only
+    method: MethodSpec = MethodSpec()  # how a batch's loss is made (natural, or adversarial examples)
 
 
 def _lr_at(settings: TrainSettings, step: int, total: int) -> float:
@@ -53,9 +55,11 @@ def _lr_at(settings: TrainSettings, step: int, total: int) -> float:
 
 
 def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, device: torch.device,
-          quiet: bool = True, desc: str = "train", on_epoch: Callable[[int], None] | None = None) -> nn.Module:
+          quiet: bool = True, desc: str = "train", on_epoch: Callable[[int], None] | None = None,
+          guard: OverfitGuard | None = None) -> nn.Module:
     """Train in place on data.train and return the model (eval mode). `on_epoch(epoch)` runs
-    after each epoch; the model is put back in training mode after it."""
+    after each epoch; the model is put back in training mode after it. With a `guard`, the
+    weights of its best epoch are the ones returned."""
     if settings.epochs == 0:
         return model.eval()
     model.to(device).train()
@@ -66,7 +70,6 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     steps_per_epoch = math.ceil(len(data.train) / settings.batch_size)
     total = settings.epochs * steps_per_epoch
-    loss_fn = nn.CrossEntropyLoss()
     step = 0
     bar = tqdm(total=total, desc=desc, disable=quiet, leave=False)
     for epoch in range(settings.epochs):
@@ -74,8 +77,7 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
             x, y = x.to(device, non_blocking=True), y.to(device)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(settings, step, total)
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(x), y)
+            loss = settings.method.loss(model, x, y, use_amp)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -83,10 +85,14 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if guard:
+            guard.after_epoch(model)
         if on_epoch:
             on_epoch(epoch)
             model.train()
     bar.close()
+    if guard:
+        guard.keep_best(model)
     return model.eval()
 
 

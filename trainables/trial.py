@@ -17,6 +17,7 @@ from .attacks.evaluation import evaluate_robustness
 from .config import TrialConfig, settings_key
 from .cost import model_cost
 from .data import Dataset, load_dataset
+from .methods import GUARD_IMAGES, METHODS, MethodSpec, OverfitGuard
 from .models import build_model, load_weights, recorded_normalization
 from .prune import PruneSettings, prune
 from .remote_files import file_stamp, is_remote
@@ -127,13 +128,25 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.de
     return metrics
 
 
+def overfit_guard(method: MethodSpec, data: Dataset, seed: int, device: torch.device) -> OverfitGuard | None:
+    """The catastrophic-overfitting guard of a method that needs one, on a fixed, seeded
+    subset of the training data (no augmentation); None for the others."""
+    if not METHODS[method.name].guards_overfitting:
+        return None
+    images, labels = map(torch.cat, zip(*data.train.subset(GUARD_IMAGES, seed).batches(GUARD_IMAGES)))
+    return OverfitGuard(images, labels, method, device)
+
+
 def train_baseline(cfg: TrialConfig, quiet: bool = True) -> Baseline:
     device = resolve_device(cfg.device)
     data = load_data(cfg)
     torch.manual_seed(cfg.seeds()["training"])
     model, arch = initial_model(cfg, data)
-    train(model, data, cfg.baseline.settings(cfg.amp), cfg.seeds()["training"], device, quiet, desc="baseline")
+    settings, seed = cfg.training_settings("baseline"), cfg.seeds()["training"]
+    guard = overfit_guard(settings.method, data, seed, device)
+    train(model, data, settings, seed, device, quiet, desc="baseline", guard=guard)
     metrics = evaluate(model, data, cfg, device)
+    metrics.update(guard.summary() if guard else {})
     return Baseline(model_payload(model, architecture_spec(model, arch, [], data.shape)), metrics)
 
 
@@ -164,13 +177,16 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
     report = _progress_reporter(progress, cfg, baseline, data, device, start) if progress else None
     model = baseline.model().to(device)
     calib = data.train.subset(cfg.calib_size, seeds["calibration"])  # training data, never validation
-    ft = cfg.finetune.settings(cfg.amp)
+    ft = cfg.training_settings("finetune")
+    guards: list[OverfitGuard] = []
 
     def finetune(m: nn.Module, round_index: int) -> None:
         done = round_index * ft.epochs
         on_epoch = (lambda epoch: report(m, done + epoch + 1)) if report else None
+        guard = overfit_guard(ft.method, data, seeds["finetune"], device)
+        guards.extend([guard] if guard else [])
         train(m, data, ft, seeds["finetune"] + round_index, device, quiet, desc=f"fine-tune {round_index + 1}",
-              on_epoch=on_epoch)
+              on_epoch=on_epoch, guard=guard)
         if report and ft.epochs == 0:
             report(m, round_index + 1)
 
@@ -182,5 +198,7 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
     metrics["flops_reduction"] = 1 - metrics["flops"] / base["flops"]
     metrics["params_reduction"] = 1 - metrics["params"] / base["params"]
     metrics["blocks_removed"] = len(removed)
+    metrics.update(guards[-1].summary() if guards else {})  # the last round's: the model's
+    metrics.update({f"finetune_{k}": v for k, v in ft.method.record().items() if k != "method"})
     metrics["trial_seconds"] = time.perf_counter() - start
     return TrialResult(metrics, model.eval(), spec)

@@ -59,6 +59,13 @@ class AutoAttackParams(AttackParams):
     version: str = Field("standard", pattern="^(standard|plus|rand)$")
 
 
+class APGDParams(AttackParams):
+    steps: int = Field(100, ge=1, description="Croce & Hein (2020): 100")
+    restarts: int = Field(1, ge=1)
+    loss: str = Field("dlr", pattern="^(ce|dlr)$", description="dlr: the scale-invariant margin loss that "
+                                                                 "sees through masked cross-entropy gradients")
+
+
 class SquareParams(AttackParams):
     n_queries: int = Field(5000, ge=1)
 
@@ -107,6 +114,9 @@ ATTACKS: dict[str, AttackInfo] = {
                            {"steps": "max"}),
     "autoattack": AttackInfo(lambda m, s, k, seed: torchattacks.AutoAttack(
         m, norm="Linf", eps=s.eps, version=s.params["version"], n_classes=k, seed=seed), "linf", AutoAttackParams),
+    "apgd": AttackInfo(lambda m, s, k, seed: torchattacks.APGD(
+        m, norm="Linf", eps=s.eps, steps=s.params["steps"], n_restarts=s.params["restarts"], loss=s.params["loss"],
+        seed=seed), "linf", APGDParams, {"steps": "max", "restarts": "max"}),
     "square": AttackInfo(lambda m, s, k, seed: torchattacks.Square(
         m, eps=s.eps, n_queries=s.params["n_queries"], seed=seed), "linf", SquareParams, {"n_queries": "max"}),
     "occlusion": AttackInfo(lambda m, s, k, seed: Occlusion(m, **s.params), "patch", OcclusionParams,

@@ -37,7 +37,7 @@ test: install
 # The unit tests: no Ray cluster, no MLflow server, no browser, no CLI subprocess. They share
 # no search, so each test goes to whichever worker is free (worksteal balances the load).
 test-quick: install
-	$(PY) -m pytest -q -n 2 --dist worksteal --durations=20 -m "not e2e"
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=20 -m "not e2e and not slow"
 
 bench: install
 	$(PY) bench/bench_trial.py

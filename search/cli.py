@@ -315,8 +315,11 @@ def _check_port_free(host: str, port: int) -> None:
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the server will: connections of a server just stopped (TIME_WAIT) do not hold the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            sock.listen()
         except OSError as e:
             raise UsageError(f"port: cannot serve on {host}:{port} ({e.strerror}); pass --port N") from None
 

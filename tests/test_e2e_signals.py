@@ -3,8 +3,7 @@ as a process manager, `kill PID` or `timeout` does) once it has started its chil
 command exits non-zero within a bounded time, every process it started is gone (Ray's
 agents may take a few seconds to notice their parent went), a port it served is free, and
 nothing is half-written: a search's parent run ends KILLED and the output says how to resume.
-`run` and `resume` share searches (one search per signal: run, stopped; resume, stopped);
-Ctrl+C of `run` is also tests/test_e2e_interrupt.py."""
+`run` and `resume` share one search, stopped three times."""
 import signal
 import socket
 
@@ -41,25 +40,27 @@ def stop(proc, signum: int, exit_within_s: float = 120) -> int:
     return proc.returncode
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_a_stopped_search_and_its_resume_leave_no_process_and_a_killed_parent(tmp_path, signum):
-    """Dry-run trials (the trial's content is not under test): many, so the search still runs."""
-    name = signal.Signals(signum).name.lower()
-    cfg = tiny_config(tmp_path, name, 400, search={"dry_run": True}, baseline={"epochs": 2})
+def test_a_search_stopped_by_each_signal_leaves_no_process_and_a_killed_parent(tmp_path):
+    """One search of dry-run trials (the trial's content is not under test; many, so it is
+    still running), stopped three times: `run` by SIGTERM, then `resume` by SIGHUP and by
+    SIGINT sent to its PID alone (Ctrl+C of `run`, which reaches the whole process group,
+    is tests/test_e2e_interrupt.py). Every signal takes the same path once Tune runs."""
+    cfg = tiny_config(tmp_path, "stopped", 400, search={"dry_run": True}, baseline={"epochs": 2})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    for command in (["run", cfg], ["resume", None]):
+    stops = [(["run", cfg], signal.SIGTERM), (["resume", None], signal.SIGHUP), (["resume", None], signal.SIGINT)]
+    for command, signum in stops:
         if command[0] == "resume":
-            command[1] = next((tmp_path / "runs").glob(f"{name}_*"))
-        logged = finished_children(uri, name)
-        log = tmp_path / f"{command[0]}.log"
+            command[1] = next((tmp_path / "runs").glob("stopped_*"))
+        logged = finished_children(uri, "stopped")
+        log = tmp_path / f"{command[0]}-{signal.Signals(signum).name}.log"
         with running_cli(*command, cwd=tmp_path, log=log) as proc:
-            wait_until(lambda: finished_children(uri, name) >= logged + 2, 300, "two more finished trials",
+            wait_until(lambda: finished_children(uri, "stopped") >= logged + 2, 300, "two more finished trials",
                        process=proc)
             status = stop(proc, signum)
         out = log.read_text()
         assert status != 0, out[-3000:]
         assert "continue with:" in out, out[-3000:]
-        parent, children = search_runs(uri, name)
+        parent, children = search_runs(uri, "stopped")
         assert parent.info.status == "KILLED"
         assert len(children) < 400
 
@@ -74,8 +75,10 @@ def test_ui_stopped_leaves_no_server_and_frees_its_port(tmp_path, signum):
         status = stop(proc, signum)
     assert status == 128 + signum, (tmp_path / "ui.log").read_text()[-2000:]
     assert f"stopped by {signal.Signals(signum).name}" in (tmp_path / "ui.log").read_text()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))  # free again
+    with socket.socket() as sock:  # free again: a server can listen on it (as servers do, past TIME_WAIT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
 
 
 @pytest.mark.parametrize("signum", SIGNALS)

@@ -20,14 +20,29 @@ def test_shipped_configs_validate():
         assert cfg.search.num_samples >= 1
 
 
-def test_paper_config_validates_with_cifar_files(tmp_path):
+def _fake_cifar_folder(tmp_path) -> Path:
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
         (folder / name).write_bytes(b"")
-    cfg = load_config(ROOT / "configs" / "cifar10-resnet56.yaml", [f"data.data_dir={tmp_path}"])
+    return tmp_path
+
+
+def test_paper_config_validates_with_cifar_files(tmp_path):
+    cfg = load_config(ROOT / "configs" / "cifar10-resnet56.yaml", [f"data.data_dir={_fake_cifar_folder(tmp_path)}"])
     assert cfg.model.name == "resnet56" and set(cfg.space.granularities) == {"filter", "layer"}
     assert cfg.resources.gpus_per_trial > 0
+
+
+def test_robust_config_trains_and_fine_tunes_with_trades_and_ends_with_autoattack(tmp_path):
+    cfg = load_config(ROOT / "configs" / "cifar10-resnet18-robust.yaml",
+                      [f"data.data_dir={_fake_cifar_folder(tmp_path)}"])
+    methods = cfg.resolved_training_methods()
+    assert methods["baseline"] == {"method": "trades", "eps": 0.0313725, "alpha": 0.0313725 / 4, "steps": 10,
+                                   "beta": 6.0}
+    assert methods["finetune"] == {"trades": {"eps": 0.0313725, "alpha": 0.0313725 / 4, "steps": 10, "beta": 6.0}}
+    assert [a.name for a in cfg.final_attacks()] == ["autoattack"]
+    assert cfg.model.name == "resnet18" and cfg.resources.gpus_per_trial > 0
 
 
 def test_imagenet_config_validates_and_its_network_is_built_for_its_data(tmp_path):

@@ -33,3 +33,23 @@ def test_a_shutdown_held_by_an_idle_thread_exits_with_the_status_in_time():
     assert proc.returncode == 143
     assert "shutdown did not finish within" in proc.stderr
     assert time.monotonic() - started < 20
+
+
+def test_a_port_whose_server_just_stopped_can_be_served_again():
+    """The server side of a closed connection stays in TIME_WAIT for a minute; `ui` started
+    again at once must not call the port taken (servers listen with SO_REUSEADDR)."""
+    import socket
+
+    from search.cli import _check_port_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's, which MLflow serves with
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server closes first: its side of the connection goes to TIME_WAIT
+    server.close()
+    client.close()
+    _check_port_free("127.0.0.1", port)

@@ -2,7 +2,8 @@
 TRADES and PGD-AT make it far more robust than natural fine-tuning; the final evaluation's
 attacks show no gradient masking on the TRADES model (stronger PGD is never weaker, accuracy
 falls to ~0 as eps grows, a black-box attack finds nothing the white-box ones missed); the
-fast FGSM-RS guard keeps its best epoch."""
+fast FGSM-RS guard keeps its best epoch. The trained ones (a minute of CPU) are `slow`:
+in make test, not in make test-quick."""
 import pytest
 import torch
 from pydantic import ValidationError
@@ -43,6 +44,7 @@ def finetuned(pruned_setting):
     return {m: _finetuned(pruned_setting, m) for m in ("natural", "trades", "pgd_at")}
 
 
+@pytest.mark.slow
 def test_trades_and_pgd_at_make_the_pruned_network_far_more_robust_than_natural(pruned_setting, finetuned):
     test = pruned_setting[2]
     pgd = {"name": "pgd", "eps": EPS, "steps": 20}
@@ -55,6 +57,7 @@ def test_trades_and_pgd_at_make_the_pruned_network_far_more_robust_than_natural(
     assert finetuned["trades"].metrics["finetune_beta"] == 6.0 and finetuned["trades"].metrics["finetune_eps"] == EPS
 
 
+@pytest.mark.slow
 def test_stronger_pgd_is_never_weaker_on_the_trades_model(pruned_setting, finetuned):
     model, test = finetuned["trades"].model, pruned_setting[2]
     weak = _robust(model, test, {"name": "pgd", "eps": EPS, "steps": 10, "params": {"restarts": 1}})
@@ -63,6 +66,7 @@ def test_stronger_pgd_is_never_weaker_on_the_trades_model(pruned_setting, finetu
     assert (strong & ~weak).sum() <= 2  # the few a stronger attack's other random starts may miss
 
 
+@pytest.mark.slow
 def test_robust_accuracy_falls_to_zero_as_eps_grows(pruned_setting, finetuned):
     model, test = finetuned["trades"].model, pruned_setting[2]
     accuracy = [_robust(model, test, {"name": "pgd", "eps": eps, "steps": 20}).float().mean().item()
@@ -71,6 +75,7 @@ def test_robust_accuracy_falls_to_zero_as_eps_grows(pruned_setting, finetuned):
     assert accuracy[-1] <= 0.02, accuracy
 
 
+@pytest.mark.slow
 def test_a_black_box_attack_finds_hardly_anything_the_white_box_suite_missed(pruned_setting, finetuned):
     """The white-box suite at full strength: FGSM, PGD (50 steps, 5 restarts, cross-entropy)
     and APGD with the DLR margin loss. Measured here: cross-entropy PGD alone left 10 of 300
@@ -107,6 +112,7 @@ def test_the_overfitting_guard_keeps_the_best_epoch():
     assert guard.summary() == {"guard_best_epoch": 1, "guard_pgd_acc": 1.0, "guard_pgd_acc_drop": 1.0}
 
 
+@pytest.mark.slow
 def test_fgsm_rs_fine_tuning_logs_its_guard(pruned_setting):
     result = _finetuned(pruned_setting, "fgsm_rs")
     assert result.metrics["guard_best_epoch"] in (1, 2)

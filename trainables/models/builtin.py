@@ -56,27 +56,33 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """He et al. 2016 CIFAR ResNet: depth = 6n + 2, widths 16/32/64, projection shortcuts."""
+    """A ResNet for 32 px images (3x3 stem, no max-pool), basic blocks, projection shortcuts:
+    He et al. 2016's depth 6n + 2 at widths 16/32/64 (`resnet20` ... `resnet110`), or the
+    four-stage ResNet-18 at widths 64-512 that CIFAR robustness benchmarks use (`resnet18`)."""
 
-    def __init__(self, depth, in_channels, num_classes, mean, std):
+    def __init__(self, blocks_per_stage, widths, in_channels, num_classes, mean, std):
         super().__init__()
-        assert (depth - 2) % 6 == 0
-        n = (depth - 2) // 6
         self.normalize = Normalize(mean, std)
-        self.stem = nn.Sequential(*conv_bn(in_channels, 16), nn.ReLU(inplace=True))
-        stages, cin = [], 16
-        for i, cout in enumerate((16, 32, 64)):
+        self.stem = nn.Sequential(*conv_bn(in_channels, widths[0]), nn.ReLU(inplace=True))
+        cin = widths[0]
+        for i, (n, cout) in enumerate(zip(blocks_per_stage, widths)):
             blocks = [BasicBlock(cin if j == 0 else cout, cout, 2 if (i > 0 and j == 0) else 1) for j in range(n)]
-            stages.append(nn.Sequential(*blocks))
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             cin = cout
-        self.layer1, self.layer2, self.layer3 = stages
+        self.stages = len(widths)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x):
         x = self.stem(self.normalize(x))
-        x = self.layer3(self.layer2(self.layer1(x)))
+        for i in range(self.stages):
+            x = getattr(self, f"layer{i + 1}")(x)
         return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _he_cifar_resnet(depth: int) -> Callable[..., nn.Module]:
+    n = (depth - 2) // 6
+    return lambda **kw: CifarResNet((n, n, n), (16, 32, 64), **kw)
 
 
 # --------------------------------------------------------------------------- VGG-16-BN
@@ -147,10 +153,11 @@ class MobileNetV2(nn.Module):
 # --------------------------------------------------------------------------- registry
 BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet": LeNet,
-    "resnet20": lambda **kw: CifarResNet(20, **kw),
-    "resnet32": lambda **kw: CifarResNet(32, **kw),
-    "resnet56": lambda **kw: CifarResNet(56, **kw),
-    "resnet110": lambda **kw: CifarResNet(110, **kw),
+    "resnet20": _he_cifar_resnet(20),
+    "resnet32": _he_cifar_resnet(32),
+    "resnet56": _he_cifar_resnet(56),
+    "resnet110": _he_cifar_resnet(110),
+    "resnet18": lambda **kw: CifarResNet((2, 2, 2, 2), (64, 128, 256, 512), **kw),
     "vgg16_bn": VGG,
     "mobilenetv2": MobileNetV2,
 }
@@ -171,4 +178,4 @@ class Builtin:
 
 
 # Checked by the config without building a model: layer pruning of e.g. VGG is refused up front.
-BUILTIN_WITH_REMOVABLE_BLOCKS = {"resnet20", "resnet32", "resnet56", "resnet110", "mobilenetv2"}
+BUILTIN_WITH_REMOVABLE_BLOCKS = {"resnet18", "resnet20", "resnet32", "resnet56", "resnet110", "mobilenetv2"}

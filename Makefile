@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-driver bench-search clean
+.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-driver bench-search bench-finetune clean
 
 install: $(STAMP)
 
@@ -62,6 +62,9 @@ bench-driver: install
 
 bench-search: install
 	$(PY) bench/bench_search.py --out bench/search.md
+
+bench-finetune: install
+	$(PY) bench/bench_finetune_methods.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns ray_results robustprune_runs

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +135,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
     chosen = pick(front_rows(tracking_uri, parent), constraints)
     run = client.get_run(chosen["run_id"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        tmp = Path(tmp)
+    with _staging_folder(out) as tmp:
         src = Path(client.download_artifacts(run.info.run_id, "model.pt", str(tmp / "download")))
         search_config = yaml.safe_load(Path(client.download_artifacts(
             parent.info.run_id, "config.yaml", str(tmp / "download"))).read_text())
@@ -155,20 +154,34 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
             "files": {fmt: {"file": name, "sha256": _sha256(staged / name)} for fmt, name in files.items()},
         }
         replaced = tmp / "replaced"
-        if out.exists():
-            out.rename(replaced)
-        staged.rename(out)
         try:
+            if out.exists():
+                out.rename(replaced)
+            staged.rename(out)
             with _registration(tracking_uri, run, registered_name or f"{experiment}-pruned", src, model,
                                example) as version:
                 card["registered_model"] = {"name": version.name, "version": version.version, "alias": "best"}
                 _write_card(out, card)
         except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
+            if not staged.exists():  # `out` holds the new files: remove them
+                shutil.rmtree(out, ignore_errors=True)
             if replaced.exists():
                 replaced.rename(out)
             raise
     return card
+
+
+@contextmanager
+def _staging_folder(out: Path):
+    """A new folder beside `out`, removed on the way out whatever ends the block. Named before
+    it is made, so a stop (KeyboardInterrupt) can land nowhere between making it and owning it
+    (TemporaryDirectory has that window between its mkdtemp and its finalizer)."""
+    folder = out.parent / f".{out.name}.{secrets.token_hex(4)}"
+    try:
+        folder.mkdir()
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")

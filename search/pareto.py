@@ -217,6 +217,18 @@ def _dominated_and_front(rows: list[dict], front_ids: set[str], xs: list[float])
     return dominated, front
 
 
+def method_fronts(rows: list[dict], xs: list[float], ys: list[float]) -> dict[str, list[int]]:
+    """Per fine-tuning method, the row indices (by x) of the front its feasible trials alone
+    make: x minimized, y maximized."""
+    fronts = {}
+    for method in sorted({r.get("finetune_method", "natural") for r in rows}):
+        idx = [i for i, r in enumerate(rows)
+               if r.get("finetune_method", "natural") == method and r.get("feasible", 1) == 1]
+        keep = non_dominated(np.array([[xs[i], -ys[i]] for i in idx]).reshape(-1, 2))
+        fronts[method] = sorted((i for i, on in zip(idx, keep) if on), key=lambda i: xs[i])
+    return fronts
+
+
 def _figure(size: tuple[float, float], **subplots):
     """A matplotlib figure and its axes, drawn with Agg and without pyplot: pyplot's global
     figure registry is not thread-safe, and the parent's live plots are drawn on a thread."""
@@ -267,6 +279,10 @@ def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, st
     dominated, front = _dominated_and_front(rows, front_ids, xs)
     traces = [trace(idx, f"{c} (dominated)", mode="markers", opacity=0.6) for c, idx in dominated.items()]
     traces.append(trace(front, "Pareto front", mode="lines+markers", marker={"color": "crimson"}))
+    fronts = method_fronts(rows, xs, ys)
+    if len(fronts) > 1:  # a search of several fine-tuning methods: what each alone would have found
+        traces += [trace(idx, f"front of {method} fine-tuning alone", mode="lines", line={"dash": "dot"})
+                   for method, idx in fronts.items()]
     fig = go.Figure(traces)
     if base[1] is not None:
         fig.add_trace(go.Scatter(x=[base[0]], y=[base[1]], name="baseline (unpruned)", mode="markers+text",

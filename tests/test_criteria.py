@@ -214,7 +214,7 @@ def test_every_criterion_documents_its_definition_and_source(granularity):
      "criterion_params.components: got 0; allowed: >= 1 (filter criterion 'pls_vip')"),
     ({"criterion": "cka", "granularity": "layer", "model": "vgg16_bn"},
      "granularity: model 'vgg16_bn' has no removable blocks; layer pruning allowed for: mobilenetv2, resnet110, "
-     "resnet20, resnet32, resnet56 and networks with residual blocks from other sources"),
+     "resnet18, resnet20, resnet32, resnet56 and networks with residual blocks from other sources"),
 ])
 def test_bad_criterion_combinations_are_one_line(fields, message):
     with pytest.raises(ValidationError) as err:

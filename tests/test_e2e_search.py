@@ -447,6 +447,8 @@ def test_the_offline_report_plots_one_point_per_finished_trial(search, browser, 
     browser.goto(out.as_uri())
     points = browser.wait_for("document.querySelectorAll('#front-plot .scatterlayer path.point').length")
     assert points == len(finished) + 1  # every finished trial, and the baseline
+    legend = browser.eval("[...document.querySelectorAll('#front-plot .legendtext')].map(e => e.textContent)")
+    assert {f"front of {m} fine-tuning alone" for m in METHODS} <= set(legend)  # the space mixed two methods
     assert browser.eval("document.querySelectorAll('#front tbody tr').length") == len(front)
     assert browser.eval("document.querySelectorAll('img').length") >= 2  # hypervolume, robustness curves
     browser.screenshot(tmp_path / "report.png")

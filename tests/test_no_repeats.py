@@ -124,3 +124,11 @@ def test_a_state_saved_by_an_earlier_release_restores_and_adopts_nothing():
         delattr(restored, name)  # as unpickled from that release's tuner.pkl
     restored.set_state(old_state)
     assert isinstance(restored.suggest("t1"), dict) and restored.adopted == 0
+
+
+def test_the_same_pruning_fine_tuned_another_way_is_another_point():
+    """A search of several fine-tuning methods measures each pruning point once per method."""
+    config = {"granularity": "filter", "criterion": "l1", "ratio": 0.5, "iterations": 1, "finetune_epochs": 1,
+              "finetune_method": "natural"}
+    assert point_key(config) != point_key({**config, "finetune_method": "trades"})
+    assert point_key(config) == point_key(dict(config))

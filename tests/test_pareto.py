@@ -49,3 +49,24 @@ def test_normalization_uses_baseline_cost_and_raw_accuracy():
     assert np.allclose(reference_point(objectives), [1.0, 0.0])
     # the baseline itself (cost 1, accuracy at best equal) adds nothing at zero accuracy
     assert hypervolume_2d(pts, reference_point(objectives)) == pytest.approx(0.5 * 0.4)
+
+
+def test_each_fine_tuning_method_gets_the_front_its_trials_alone_make():
+    from search.pareto import front_figure, method_fronts
+
+    def row(i, method, flops, robust, feasible=1):
+        return {"run_id": f"r{i}", "criterion": "l1", "granularity": "filter", "ratio": 0.5, "iterations": 1,
+                "clean_acc": 0.9, "robust_acc": robust, "flops": flops, "finetune_method": method,
+                "feasible": feasible}
+
+    rows = [row(0, "natural", 50, 0.4), row(1, "natural", 30, 0.3), row(2, "natural", 60, 0.35),
+            row(3, "trades", 50, 0.7), row(4, "trades", 20, 0.2), row(5, "trades", 10, 0.9, feasible=0)]
+    xs, ys = [r["flops"] / 100 for r in rows], [r["robust_acc"] for r in rows]
+    assert method_fronts(rows, xs, ys) == {"natural": [1, 0], "trades": [4, 3]}  # r2 dominated, r5 infeasible
+    figure = front_figure(rows, {"r3", "r4"}, {"flops": "min", "robust_acc": "max"}, {"flops": 100})
+    names = [t.name for t in figure.data]
+    assert "front of natural fine-tuning alone" in names and "front of trades fine-tuning alone" in names
+    alone = {t.name: list(t.x) for t in figure.data}
+    assert alone["front of natural fine-tuning alone"] == [0.3, 0.5]
+    one_method = front_figure(rows[:3], {"r0", "r1"}, {"flops": "min", "robust_acc": "max"}, {"flops": 100})
+    assert not any("alone" in t.name for t in one_method.data)

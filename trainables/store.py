@@ -106,8 +106,11 @@ def save_model(model: nn.Module, spec: dict, path: str | os.PathLike) -> Path:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write beside `path`, then rename over it: a reader sees the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:  # an error or a stop (KeyboardInterrupt) between the two leaves no temporary behind
+        tmp.unlink(missing_ok=True)
 
 
 def load_payload(path: str | os.PathLike) -> dict:

@@ -18,7 +18,8 @@ Published defaults, from the dataset's usual eps:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -65,22 +66,24 @@ def _projected_ascent(model: nn.Module, x: torch.Tensor, start: torch.Tensor,
     return adv
 
 
-class _Mode:
-    """Run a block with the model in eval mode (BatchNorm statistics frozen), then restore."""
-
-    def __init__(self, model: nn.Module, eval_mode: bool):
-        self.model, self.eval_mode, self.was_training = model, eval_mode, model.training
-
-    def __enter__(self):
-        if self.eval_mode:
-            self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
+@contextmanager
+def _in_eval_mode(model: nn.Module):
+    """The block runs with the model in eval mode (BatchNorm statistics frozen); its mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
-def _cross_entropy_sum(y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda logits: F.cross_entropy(logits.float(), y, reduction="sum")
+def _cross_entropy_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float,
+                            steps: int, amp: bool) -> torch.Tensor:
+    """Examples raising the cross-entropy, from a uniform random start in the eps ball:
+    PGD (Madry et al.), or with one step FGSM-RS (Wong et al.)."""
+    start = x + torch.empty_like(x).uniform_(-eps, eps)
+    return _projected_ascent(model, x, start, lambda logits: F.cross_entropy(logits.float(), y, reduction="sum"),
+                             eps, alpha, steps, amp)
 
 
 def natural_loss(model, x, y, spec: MethodSpec, amp: bool) -> torch.Tensor:
@@ -89,14 +92,13 @@ def natural_loss(model, x, y, spec: MethodSpec, amp: bool) -> torch.Tensor:
 
 
 def pgd_at_loss(model, x, y, spec: MethodSpec, amp: bool) -> torch.Tensor:
-    start = x + torch.empty_like(x).uniform_(-spec.eps, spec.eps)
-    adv = _projected_ascent(model, x, start, _cross_entropy_sum(y), spec.eps, spec.alpha, spec.steps, amp)
+    adv = _cross_entropy_examples(model, x, y, spec.eps, spec.alpha, spec.steps, amp)
     with _autocast(x, amp):
         return F.cross_entropy(model(adv), y)
 
 
 def trades_loss(model, x, y, spec: MethodSpec, amp: bool) -> torch.Tensor:
-    with _Mode(model, eval_mode=True):
+    with _in_eval_mode(model):
         with torch.no_grad(), _autocast(x, amp):
             clean_probs = F.softmax(model(x).float(), dim=1)
         kl_from_clean = lambda logits: F.kl_div(F.log_softmax(logits.float(), dim=1), clean_probs,  # noqa: E731
@@ -112,10 +114,7 @@ def trades_loss(model, x, y, spec: MethodSpec, amp: bool) -> torch.Tensor:
 
 
 def fgsm_rs_loss(model, x, y, spec: MethodSpec, amp: bool) -> torch.Tensor:
-    start = x + torch.empty_like(x).uniform_(-spec.eps, spec.eps)
-    adv = _projected_ascent(model, x, start, _cross_entropy_sum(y), spec.eps, spec.alpha, 1, amp)
-    with _autocast(x, amp):
-        return F.cross_entropy(model(adv), y)
+    return pgd_at_loss(model, x, y, replace(spec, steps=1), amp)  # PGD-AT with one step
 
 
 def _pgd_at_budget(given: dict) -> dict:
@@ -147,7 +146,7 @@ def resolve_method(name: str, given: dict, default_eps: float) -> MethodSpec:
     info = METHODS[name]
     if not info.budget:
         return MethodSpec(name)
-    values = info.complete({"eps": default_eps, **{k: v for k, v in given.items() if v is not None}})
+    values = info.complete({"eps": default_eps, **given})
     return MethodSpec(name, **{k: values[k] for k in info.budget})
 
 
@@ -157,20 +156,22 @@ GUARD_PGD_STEPS = 10
 
 class OverfitGuard:
     """After each epoch, PGD accuracy (the method's eps, 10 steps of eps / 4) on a fixed
-    subset of the training data; the weights of the best epoch are put back at the end.
-    A collapse (catastrophic overfitting) shows as `drop`: the best accuracy minus the last."""
+    subset of the training data; the weights of the best epoch are put back at the end of
+    the training. A collapse (catastrophic overfitting) shows as `drop`: the best accuracy
+    minus the last. One guard serves each training it is given to (`begin` starts afresh)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, spec: MethodSpec, device: torch.device):
         self.images, self.labels, self.spec, self.device = images, labels, spec, device
+        self.begin()
+
+    def begin(self) -> None:
         self.accuracies: list[float] = []
         self.best_state: dict | None = None
 
     def pgd_accuracy(self, model: nn.Module) -> float:
-        with _Mode(model, eval_mode=True):
+        with _in_eval_mode(model):
             x, y = self.images.to(self.device), self.labels.to(self.device)
-            start = x + torch.empty_like(x).uniform_(-self.spec.eps, self.spec.eps)
-            adv = _projected_ascent(model, x, start, _cross_entropy_sum(y), self.spec.eps, self.spec.eps / 4,
-                                    GUARD_PGD_STEPS, amp=False)
+            adv = _cross_entropy_examples(model, x, y, self.spec.eps, self.spec.eps / 4, GUARD_PGD_STEPS, amp=False)
             with torch.no_grad():
                 return (model(adv).argmax(1) == y).float().mean().item()
 
@@ -184,7 +185,8 @@ class OverfitGuard:
             model.load_state_dict(self.best_state)
 
     def summary(self) -> dict[str, float]:
-        """Metrics: the best epoch (1-based), its PGD accuracy, and the drop from it to the last."""
+        """Metrics of the last training: the best epoch (1-based), its PGD accuracy, and the
+        drop from it to the last."""
         if not self.accuracies:
             return {}
         best = max(range(len(self.accuracies)), key=lambda i: (self.accuracies[i], -i))

@@ -63,6 +63,8 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, seed: int, d
     if settings.epochs == 0:
         return model.eval()
     model.to(device).train()
+    if guard:
+        guard.begin()
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                           weight_decay=settings.weight_decay, nesterov=True)

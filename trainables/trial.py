@@ -178,13 +178,11 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
     model = baseline.model().to(device)
     calib = data.train.subset(cfg.calib_size, seeds["calibration"])  # training data, never validation
     ft = cfg.training_settings("finetune")
-    guards: list[OverfitGuard] = []
+    guard = overfit_guard(ft.method, data, seeds["finetune"], device)  # its subset read once, for every round
 
     def finetune(m: nn.Module, round_index: int) -> None:
         done = round_index * ft.epochs
         on_epoch = (lambda epoch: report(m, done + epoch + 1)) if report else None
-        guard = overfit_guard(ft.method, data, seeds["finetune"], device)
-        guards.extend([guard] if guard else [])
         train(m, data, ft, seeds["finetune"] + round_index, device, quiet, desc=f"fine-tune {round_index + 1}",
               on_epoch=on_epoch, guard=guard)
         if report and ft.epochs == 0:
@@ -198,7 +196,7 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
     metrics["flops_reduction"] = 1 - metrics["flops"] / base["flops"]
     metrics["params_reduction"] = 1 - metrics["params"] / base["params"]
     metrics["blocks_removed"] = len(removed)
-    metrics.update(guards[-1].summary() if guards else {})  # the last round's: the model's
+    metrics.update(guard.summary() if guard else {})  # the last round's: the model's
     metrics.update({f"finetune_{k}": v for k, v in ft.method.record().items() if k != "method"})
     metrics["trial_seconds"] = time.perf_counter() - start
     return TrialResult(metrics, model.eval(), spec)

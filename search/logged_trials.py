@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .pareto import objective_values
+from .pareto import finetune_method_of, objective_values
 from .tracking import TRIAL_TAG, Tracker, stopped_early
 
 
@@ -19,7 +19,7 @@ def measured_point(run, objectives: dict[str, str]) -> MeasuredPoint:
     p = run.data.params
     point = {"granularity": p["granularity"], "criterion": p["criterion"], "ratio": float(p["ratio"]),
              "iterations": int(p["iterations"]), "finetune_epochs": int(p["finetune_epochs"]),
-             "finetune_method": p.get("finetune_method", "natural")}  # searches before the method was searched
+             "finetune_method": finetune_method_of(p)}
     feasible = run.data.tags.get("feasible", "true") == "true"
     return MeasuredPoint(point, objective_values(run.data.metrics, objectives, feasible))
 

@@ -21,6 +21,12 @@ import numpy as np
 ACCURACY_METRICS = {"robust_acc", "clean_acc"}
 
 
+def finetune_method_of(trial: dict) -> str:
+    """A trial's fine-tuning method, from its params or row: trials logged before the method
+    was a search dimension were fine-tuned naturally."""
+    return trial.get("finetune_method", "natural")
+
+
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """Boolean mask of the non-dominated rows of `points` (all columns minimized). Exact
     duplicates of a front point are all kept (none dominates the other)."""
@@ -175,7 +181,7 @@ def front_cells(r: dict) -> list[str]:
         return format(v, spec) if isinstance(v, float) else "–"
 
     return [str(r["criterion"]), str(r["granularity"]), f"{r['ratio']:.2f}", str(r["iterations"]),
-            str(r.get("finetune_method", "natural")), fmt("flops_reduction", ".1%"), fmt("clean_acc", ".3f"),
+            finetune_method_of(r), fmt("flops_reduction", ".1%"), fmt("clean_acc", ".3f"),
             fmt("robust_acc", ".3f"), fmt("test_clean_acc", ".3f"), fmt("test_robust_acc", ".3f")]
 
 
@@ -221,9 +227,9 @@ def method_fronts(rows: list[dict], xs: list[float], ys: list[float]) -> dict[st
     """Per fine-tuning method, the row indices (by x) of the front its feasible trials alone
     make: x minimized, y maximized."""
     fronts = {}
-    for method in sorted({r.get("finetune_method", "natural") for r in rows}):
+    for method in sorted({finetune_method_of(r) for r in rows}):
         idx = [i for i, r in enumerate(rows)
-               if r.get("finetune_method", "natural") == method and r.get("feasible", 1) == 1]
+               if finetune_method_of(r) == method and r.get("feasible", 1) == 1]
         keep = non_dominated(np.array([[xs[i], -ys[i]] for i in idx]).reshape(-1, 2))
         fronts[method] = sorted((i for i, on in zip(idx, keep) if on), key=lambda i: xs[i])
     return fronts
@@ -271,7 +277,7 @@ def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, st
         return go.Scatter(
             x=[xs[i] for i in idx], y=[ys[i] for i in idx], name=name, **style,
             text=[f"{rows[i]['criterion']} {rows[i]['granularity']} ratio={rows[i]['ratio']:.2f} "
-                  f"it={rows[i]['iterations']} {rows[i].get('finetune_method', 'natural')}<br>"
+                  f"it={rows[i]['iterations']} {finetune_method_of(rows[i])}<br>"
                   f"clean={rows[i]['clean_acc']:.3f} "
                   f"robust={rows[i]['robust_acc']:.3f}<br>run {rows[i]['run_id']}" for i in idx],
             hoverinfo="text")

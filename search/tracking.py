@@ -191,7 +191,7 @@ class Tracker:
                                      tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id,
                                            "criterion": str(params["criterion"]),
                                            "granularity": str(params["granularity"]),
-                                           "finetune_method": str(params.get("finetune_method", "natural")), **tags})
+                                           "finetune_method": pareto.finetune_method_of(params), **tags})
         now = int(time.time() * 1000)
         try:
             self.client.log_batch(run.info.run_id,
@@ -453,7 +453,7 @@ def stopped_early(run) -> bool:
 
 def child_run_name(params: dict) -> str:
     """What a trial tried, e.g. `pls_vip·filter·r0.63·it3`, and `·trades` when not fine-tuned naturally."""
-    method = params.get("finetune_method", "natural")
+    method = pareto.finetune_method_of(params)
     return (f"{params['criterion']}·{params['granularity']}·r{float(params['ratio']):.2f}·"
             f"it{params['iterations']}" + ("" if method == "natural" else f"·{method}"))
 
@@ -463,7 +463,7 @@ def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[
     return {"run_id": run_id, "trial_id": trial_id,
             "criterion": params.get("criterion", ""), "granularity": params.get("granularity", ""),
             "ratio": float(params.get("ratio", "nan")), "iterations": int(float(params.get("iterations", "0"))),
-            "finetune_method": params.get("finetune_method", "natural"), **metrics}
+            "finetune_method": pareto.finetune_method_of(params), **metrics}
 
 
 def run_row(run) -> dict:

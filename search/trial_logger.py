@@ -117,7 +117,7 @@ class TrialLogger(tune.Callback):
         self.front = state.front
         on_front = any(r["run_id"] == run_id for r in state.front)
         print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
-              f"ratio={p['ratio']:.2f} it={p['iterations']} {p.get('finetune_method', 'natural')} | "
+              f"ratio={p['ratio']:.2f} it={p['iterations']} {p['finetune_method']} | "
               f"FLOPs -{metrics['flops_reduction']:.1%} | "
               f"val clean {metrics['clean_acc']:.3f} robust {metrics['robust_acc']:.3f} | "
               f"pareto {'yes' if on_front else 'no'} | hypervolume {state.hypervolume:.4f}", flush=True)

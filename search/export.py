@@ -8,6 +8,7 @@ import hashlib
 import json
 import secrets
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,17 @@ def _staging_folder(out: Path):
         folder.mkdir()
         yield folder
     finally:
+        _remove_tree(folder)
+
+
+def _remove_tree(folder: Path, within_s: float = 10.0) -> None:
+    """Remove `folder` whole, retrying while something still writes into it: MLflow downloads
+    artifacts on a thread pool that a stop (KeyboardInterrupt) does not end, so a file can
+    appear after rmtree listed the folder (seen once as a staging folder left by SIGINT)."""
+    deadline = time.monotonic() + within_s
+    shutil.rmtree(folder, ignore_errors=True)
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -27,12 +27,9 @@ demo: install
 	$(VENV)/bin/robustprune run configs/quickstart.yaml
 
 # Two pytest workers (much of the e2e time is waiting on Ray, MLflow and subprocesses), the
-# tests of one file on one worker (they share its module fixtures); then the `serial` tests alone.
-PYTEST_PARALLEL := $(PY) -m pytest -q -n 2 --dist loadfile --durations=20
-
+# tests of one file on one worker (they share its module fixtures).
 test: install
-	$(PYTEST_PARALLEL) -m "not serial"
-	$(PY) -m pytest -q -m serial --durations=5
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=20
 
 # The unit tests: no Ray cluster, no MLflow server, no browser, no CLI subprocess. They share
 # no search, so each test goes to whichever worker is free (worksteal balances the load).

@@ -377,7 +377,7 @@ def test_worker_time_is_accounted_on_the_parent(search):
     assert f"[robustprune] workers busy {m['efficiency']:.0%} of 2 slots" in proc.stdout
     # the driver's cost per logged trial
     client = MlflowClient(uri)
-    for key in ("driver_bookkeeping_ms", "driver_rss_mb"):
+    for key in ("driver_bookkeeping_ms", "driver_bookkeeping_cpu_ms", "driver_rss_mb"):
         assert len(client.get_metric_history(parent.info.run_id, key)) == N, key
 
 

@@ -1,6 +1,8 @@
 """Soak: 200 no-op trials (`search.dry_run`) through the real driver (Ray Tune, Optuna,
 checkpoints, MLflow sqlite): every trial logged once, and the driver's per-trial
-bookkeeping and memory stay flat from the first trials to the last."""
+bookkeeping and memory stay flat from the first trials to the last. The bookkeeping is
+compared in CPU time of the driver's thread, which the tests running beside this one hardly
+change (its wall time they do: it is printed, not compared)."""
 import statistics
 
 import pytest
@@ -8,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from e2e_helpers import run_cli, search_runs, tiny_config
 
-pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # it times the driver: alone on the machine
+pytestmark = pytest.mark.e2e
 N = 200
 
 
@@ -27,11 +29,13 @@ def test_200_dry_run_trials_keep_the_driver_flat(tmp_path):
     assert len(children) == N and len(set(trial_ids)) == N  # none lost, none logged twice
     assert all(c.info.status == "FINISHED" for c in children)
     client = MlflowClient(uri)
-    cost = _history(client, parent.info.run_id, "driver_bookkeeping_ms")
+    cost = _history(client, parent.info.run_id, "driver_bookkeeping_cpu_ms")
+    wall = _history(client, parent.info.run_id, "driver_bookkeeping_ms")
     rss = _history(client, parent.info.run_id, "driver_rss_mb")
-    assert len(cost) == len(rss) == N
+    assert len(cost) == len(wall) == len(rss) == N
     early, late = statistics.median(cost[10:60]), statistics.median(cost[-50:])
-    print(f"driver bookkeeping per trial: median {early:.0f} ms (trials 11-60), {late:.0f} ms (last 50); "
+    print(f"driver bookkeeping per trial: median {early:.0f} ms CPU (trials 11-60), {late:.0f} ms CPU (last 50); "
+          f"wall {statistics.median(wall[10:60]):.0f} and {statistics.median(wall[-50:]):.0f} ms; "
           f"resident memory {rss[19]:.0f} MB at trial 20, {max(rss[-50:]):.0f} MB max over the last 50")
     assert late <= 2 * early + 10, (early, late)  # flat: no per-trial cost growing with the search
     assert max(rss[-50:]) - rss[19] <= 60, (rss[19], max(rss[-50:]))  # no leak of MBs per trial

@@ -27,7 +27,7 @@ from trainables.train import resolve_device
 from trainables.test_eval import final_evaluation
 from trainables.trial import load_data, run_trial, train_baseline
 
-COMMON = dict(dataset="mnist5k", val_size=500, eval_size=250, calib_size=256, latency_repeats=3,
+COMMON = dict(dataset="mnist5k", val_size=500, eval_size=250, calib_size=256, latency={"repeats": 3},
               attacks=[{"name": "fgsm", "eps": 0.05}, {"name": "pgd", "eps": 0.05, "steps": 10,
                                                             "params": {"restarts": 1}}],
               final_attacks=[{"name": "fgsm", "eps": 0.05}, {"name": "pgd", "eps": 0.05, "steps": 20,

@@ -52,7 +52,7 @@ def main() -> None:
         cfg = TrialConfig(dataset="imagefolder", data_dir=str(folder), image_size=224, val_size=args.eval_images,
                           eval_size=args.eval_images, calib_size=8, model="torchvision:resnet50",
                           model_weights=str(weights), granularity="filter", criterion="l1", ratio=0.3,
-                          finetune={"epochs": 1, "batch_size": 16, "lr": 0.001}, latency_repeats=3,
+                          finetune={"epochs": 1, "batch_size": 16, "lr": 0.001}, latency={"repeats": 3},
                           attacks=[{"name": "fgsm", "eps": 2 / 255}, {"name": "pgd", "eps": 2 / 255, "steps": 10}])
         device = resolve_device(cfg.device)
         data = timed("load", "scan the folder, build ResNet-50, read the weights file",
@@ -65,7 +65,7 @@ def main() -> None:
             classified correctly, as the trial's cascade would), clean accuracy and cost."""
             for spec in cfg.attack_specs():
                 adversarial_examples(m, spec, subset.x, subset.y, data.num_classes, 0)
-            return accuracy(m, data.val, device), model_cost(m, data.shape, device, 3)
+            return accuracy(m, data.val, device), model_cost(m, data.shape, device)
 
         with torch.no_grad():
             model(subset.x[:2])  # first-call setup (thread pools, kernel choice) outside the phases

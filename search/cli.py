@@ -278,11 +278,11 @@ def cmd_export(args) -> int:
         formats = [one_of(f.strip(), FORMATS, "format") for f in args.format.split(",")]
     except ValueError as e:
         raise UsageError(f"format: {e}") from None
-    constraints = Constraints(args.max_flops, args.min_robust_acc, args.min_clean_acc)
+    constraints = Constraints(args.max_flops, args.min_robust_acc, args.min_clean_acc, args.max_latency_ms)
     uri = _tracking_uri(args)
     try:
         card = export_model(uri, args.experiment, Path(args.out), formats, constraints, args.run_id, args.name,
-                            args.force)
+                            args.force, args.latency_metric)
     except (NoModelFits, LookupError, ExportTargetTaken) as e:
         raise UsageError(str(e)) from None
     _say_if_unfinished(find_parent_run(uri, args.experiment, card["search_run_id"]))
@@ -385,6 +385,11 @@ def add_search_parsers(sub) -> None:
     p.add_argument("--max-flops", dest="max_flops", type=float)
     p.add_argument("--min-robust-acc", dest="min_robust_acc", type=float)
     p.add_argument("--min-clean-acc", dest="min_clean_acc", type=float)
+    p.add_argument("--max-latency-ms", dest="max_latency_ms", type=float,
+                   help="bound on the trials' measured latency (default metric: the search's latency objective, "
+                        "else latency_ms)")
+    p.add_argument("--latency-metric", dest="latency_metric",
+                   help="which latency --max-latency-ms bounds, e.g. latency_ms_onnxruntime_b1")
     p.add_argument("--format", default="torchscript,onnx,state_dict")
     p.add_argument("--name", help="registered model name (default: EXPERIMENT-pruned)")
     p.add_argument("--out", required=True, help="a new or empty folder")

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from trainables.config import (AttackConfig, Strict, TrainConfig, TrialConfig, format_validation_error,
-                               open_unit_interval, weights_are_the_baseline)
+from trainables.config import (AttackConfig, LatencyConfig, Strict, TrainConfig, TrialConfig,
+                               format_validation_error, open_unit_interval, weights_are_the_baseline)
 from trainables.attacks import ATTACKS
 from trainables.data import DATASETS
 from trainables.methods import METHODS
@@ -23,7 +23,9 @@ from trainables.models.python_factory import carried_code
 from trainables.prune import CRITERIA
 from trainables.registry import one_of
 
-OBJECTIVE_METRICS = {"flops", "macs", "params", "latency_ms", "robust_acc", "clean_acc"}
+from .pareto import ACCURACY_METRICS
+
+COST_OBJECTIVES = ("flops", "macs", "params", "latency_ms")  # and latency_ms_<runtime>_b<batch> of `latency`
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 OPTUNA_IN_MEMORY = "memory"  # search.optuna_storage: keep the study in the driver's memory
 
@@ -243,11 +245,11 @@ class SearchSettings(Strict):
 
     @field_validator("objectives")
     @classmethod
-    def _two_known_objectives(cls, v):
-        for k in v:
-            one_of(k, OBJECTIVE_METRICS, "metric")
-        if len(v) != 2:
-            raise ValueError(f"got {len(v)} objectives; allowed: exactly 2 (a cost and an accuracy)")
+    def _an_accuracy_and_costs(cls, v):
+        accuracies = [k for k in v if k in ACCURACY_METRICS]
+        if len(accuracies) != 1 or len(v) not in (2, 3):
+            raise ValueError(f"got {len(v)} objectives ({', '.join(v) or 'none'}); allowed: one accuracy "
+                             f"({' or '.join(ACCURACY_METRICS)}) and one or two costs")
         return v
 
 
@@ -284,6 +286,7 @@ class SearchConfig(Strict):
                                                                  AttackConfig(name="pgd")], min_length=1)
     evaluation: EvaluationConfig = EvaluationConfig()
     search: SearchSettings = SearchSettings()
+    latency: LatencyConfig = LatencyConfig()
     resources: ResourcesConfig = ResourcesConfig()
     failures: FailuresConfig = FailuresConfig()
 
@@ -292,6 +295,16 @@ class SearchConfig(Strict):
     def _weights_are_the_baseline(cls, data):
         model = data.get("model") if isinstance(data, dict) else None
         return weights_are_the_baseline(data, model.get("weights") if isinstance(model, dict) else None)
+
+    @model_validator(mode="after")
+    def _objectives_are_measured(self):
+        measured = [*COST_OBJECTIVES, *self.latency.settings().keys()]
+        for metric in self.search.objectives:
+            if metric not in ACCURACY_METRICS and metric not in measured:
+                raise ValueError(f"search.objectives: '{metric}' is not measured by the trials; allowed costs: "
+                                 f"{', '.join(measured)} (latency_ms_<runtime>_b<batch> for latency.runtimes x "
+                                 f"latency.batch_sizes)")
+        return self
 
     @model_validator(mode="after")
     def _space_fits_model(self):
@@ -388,7 +401,7 @@ class SearchConfig(Strict):
                 criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],
                 global_pruning=self.space.global_pruning, round_to=self.space.round_to,
                 criterion_params=self.space.criterion_params.get(sampled["criterion"], {}), finetune=finetune,
-                attacks=self.attacks,
+                attacks=self.attacks, latency=self.latency,
                 test_size=self.evaluation.test_size, final_attacks=self.final_attacks(), eps_grid=self.eps_grid())
         except ValidationError as e:
             line = format_validation_error(e)

@@ -26,7 +26,8 @@ def dry_run_trial(cfg: TrialConfig, baseline: Baseline, progress: Progress | Non
     offset = zlib.crc32(f"{cfg.granularity}/{cfg.criterion}".encode()) % 50 / 1000
     robust = min(1.0, base["robust_acc"] * (1 + ratio * (1 - ratio)) + offset - 0.005 * cfg.iterations)
     metrics = {**base, **{f"{k}_baseline": v for k, v in base.items()}}
-    metrics.update({k: base[k] * (1 - ratio) for k in SIZE_METRICS if k in base})
+    costs = [k for k in base if k in SIZE_METRICS or k.startswith("latency_ms")]
+    metrics.update({k: base[k] * (1 - ratio) for k in costs})
     metrics.update({k: robust for k in base if k.startswith("robust_acc")})
     metrics.update(clean_acc=base["clean_acc"] * (1 - 0.2 * ratio ** 2), flops_reduction=ratio,
                    params_reduction=ratio, blocks_removed=0, trial_seconds=time.perf_counter() - start)
@@ -34,7 +35,7 @@ def dry_run_trial(cfg: TrialConfig, baseline: Baseline, progress: Progress | Non
         steps = cfg.iterations * max(1, cfg.finetune.epochs)
         for step in range(1, steps + 1):
             late = 0.01 * (steps - step)
-            progress.report({"step": step, **{k: metrics[k] for k in (*SIZE_METRICS, "latency_ms") if k in metrics},
+            progress.report({"step": step, **{k: metrics[k] for k in costs},
                              "clean_acc": metrics["clean_acc"] - late, "robust_acc": max(0.0, robust - late),
                              "trial_seconds": time.perf_counter() - start})
     return TrialResult(metrics, baseline.model(), baseline.payload["spec"])

@@ -10,7 +10,7 @@ import secrets
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,8 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from torch import nn
 
+from trainables.config import LatencyConfig
+from trainables.latency import machine_description, measure_latency, write_onnx
 from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
 
 from .tracking import Tracker, find_parent_run, run_row
@@ -52,16 +54,36 @@ class Constraints:
     max_flops: float | None = None
     min_robust_acc: float | None = None
     min_clean_acc: float | None = None
+    max_latency_ms: float | None = None
+    latency_metric: str = "latency_ms"  # which runtime and batch size `max_latency_ms` bounds
 
     def admits(self, row: dict) -> bool:
         return ((self.max_flops is None or row["flops"] <= self.max_flops)
                 and (self.min_robust_acc is None or row["robust_acc"] >= self.min_robust_acc)
-                and (self.min_clean_acc is None or row["clean_acc"] >= self.min_clean_acc))
+                and (self.min_clean_acc is None or row["clean_acc"] >= self.min_clean_acc)
+                and (self.max_latency_ms is None or row[self.latency_metric] <= self.max_latency_ms))
 
     def describe(self) -> str:
         parts = [f"{k} {v}" for k, v in (("flops <=", self.max_flops), ("robust_acc >=", self.min_robust_acc),
-                                        ("clean_acc >=", self.min_clean_acc)) if v is not None]
+                                        ("clean_acc >=", self.min_clean_acc),
+                                        (f"{self.latency_metric} <=", self.max_latency_ms)) if v is not None]
         return ", ".join(parts) or "no constraint"
+
+
+def latency_metric_of(parent) -> str:
+    """The latency a search optimized (its latency objective), else the one every trial logs."""
+    objectives = [k.removeprefix("search.objectives.") for k in parent.data.params
+                  if k.startswith("search.objectives.")]
+    return next((m for m in objectives if m.startswith("latency_ms")), "latency_ms")
+
+
+def check_latency_logged(front: list[dict], metric: str) -> None:
+    """--max-latency-ms needs the bounded latency on every front model (searches logged before
+    latency was measured per runtime have only some of them)."""
+    if front and not all(metric in r for r in front):
+        logged = sorted({k for r in front for k in r if k.startswith("latency_ms") and not k.endswith("_baseline")})
+        raise NoModelFits(f"--max-latency-ms: the search's trials logged no '{metric}'; logged: "
+                          f"{', '.join(logged) or 'no latency'}")
 
 
 def pick(front: list[dict], constraints: Constraints) -> dict:
@@ -86,11 +108,7 @@ def _torchscript(model: nn.Module, example: torch.Tensor, payload: dict, out: Pa
 
 
 def _onnx(model: nn.Module, example: torch.Tensor, payload: dict, out: Path) -> Path:
-    """One self-contained .onnx file (weights inline), dynamic batch size."""
-    path = out / "model.onnx"
-    torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
-                      dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, external_data=False)
-    return path
+    return write_onnx(model, example, out / "model.onnx")
 
 
 def _state_dict(model: nn.Module, example: torch.Tensor, payload: dict, out: Path) -> Path:
@@ -107,6 +125,16 @@ FORMATS: dict[str, Callable[[nn.Module, torch.Tensor, dict, Path], Path]] = {
 }
 
 
+def export_latency(model: nn.Module, input_shape: list[int], search_config: dict) -> dict:
+    """The exported model's latency on this machine (where it is often deployed from), on the
+    runtimes and batch sizes the search measured; the search's own figures, and their ratios
+    to the baseline, are in the card's metrics."""
+    settings = LatencyConfig(**search_config.get("latency", {})).settings()
+    measured = measure_latency({"model": model}, tuple(input_shape), settings, torch.device("cpu"))["model"]
+    return {"machine": machine_description(settings.threads), "repeats": settings.repeats,
+            "ms": {k: round(v, 4) for k, v in measured.items() if k != "latency_ms"}}
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -119,7 +147,7 @@ def front_rows(tracking_uri: str, parent) -> list[dict]:
 
 def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[str], constraints: Constraints,
                  parent_run_id: str | None = None, registered_name: str | None = None,
-                 force: bool = False) -> dict:
+                 force: bool = False, constraints_metric: str | None = None) -> dict:
     """Write the chosen model's files and model_card.json into `out`, register it as @best;
     returns the card.
 
@@ -133,7 +161,11 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
     check_export_target(out, force)
     client = MlflowClient(tracking_uri)
     parent = find_parent_run(tracking_uri, experiment, parent_run_id)
-    chosen = pick(front_rows(tracking_uri, parent), constraints)
+    front = front_rows(tracking_uri, parent)
+    if constraints.max_latency_ms is not None:
+        constraints = replace(constraints, latency_metric=constraints_metric or latency_metric_of(parent))
+        check_latency_logged(front, constraints.latency_metric)
+    chosen = pick(front, constraints)
     run = client.get_run(chosen["run_id"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with _staging_folder(out) as tmp:
@@ -153,6 +185,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
             "test_robustness_curve": Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id)
             .robustness_curve(run.info.run_id), "search_config": search_config,
             "files": {fmt: {"file": name, "sha256": _sha256(staged / name)} for fmt, name in files.items()},
+            "latency": export_latency(model, payload["spec"]["input_shape"], search_config),
         }
         replaced = tmp / "replaced"
         try:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
-ACCURACY_METRICS = {"robust_acc", "clean_acc"}
+ACCURACY_METRICS = ("robust_acc", "clean_acc")
 
 
 def finetune_method_of(trial: dict) -> str:
@@ -138,11 +139,23 @@ def hypervolume_2d(points: np.ndarray, ref: np.ndarray) -> float:
     return float(area)
 
 
+def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
+    """Volume dominated by `points` (minimization) and bounded by `ref`, for 2 or 3
+    objectives: in 3, the areas of the slabs between successive third coordinates."""
+    pts = np.asarray(points, dtype=float)
+    if pts.shape[1] == 2:
+        return hypervolume_2d(pts, ref)
+    pts = pts[np.all(pts < ref, axis=1)]
+    levels = np.unique(pts[:, 2])
+    tops = np.append(levels[1:], ref[2])
+    return float(sum(hypervolume_2d(pts[pts[:, 2] <= z, :2], ref[:2]) * (top - z) for z, top in zip(levels, tops)))
+
+
 # --------------------------------------------------------------------------- reports
 
 FRONT_COLUMNS = ["run_id", "trial_id", "criterion", "granularity", "ratio", "iterations", "finetune_method",
                  "flops", "flops_reduction", "params", "clean_acc", "robust_acc", "test_clean_acc", "test_robust_acc",
-                 "latency_ms"]
+                 "latency_ms", "latency_ratio"]
 
 
 def front_csv(rows: list[dict]) -> str:
@@ -195,22 +208,37 @@ def front_markdown(front: list[dict], experiment_id: str) -> str:
     return "\n".join(lines)
 
 
-def _axes(objectives: dict[str, str]) -> tuple[str, str]:
-    """(x, y) for the plots: the cost metric on x, the accuracy metric on y."""
-    x, y = sorted(objectives, key=lambda m: m in ACCURACY_METRICS)
-    return x, y
+def _axes(objectives: dict[str, str]) -> tuple[str, str, str | None]:
+    """(x, y, colour) for the plots: the first cost on x, the accuracy on y, and a second
+    cost (3 objectives) as the points' colour."""
+    costs = [m for m in objectives if m not in ACCURACY_METRICS]
+    accuracy = next(m for m in objectives if m in ACCURACY_METRICS)
+    return costs[0], accuracy, costs[1] if len(costs) > 1 else None
 
 
-def _relative(rows: list[dict], objectives: dict[str, str], baseline: dict) -> tuple[list, list, str, str, tuple]:
-    """x (the cost, relative to the baseline's: 1 = unpruned) and y (the accuracy) of each
-    row, the axis titles, and the baseline's own point."""
-    x_key, y_key = _axes(objectives)
-    scale = float(baseline.get(x_key) or 1.0)
-    xs = [r[x_key] / scale for r in rows]
-    ys = [r[y_key] for r in rows]
-    x_title = f"{x_key} relative to the baseline (1 = unpruned)"
-    y_title = f"validation {y_key.replace('_', ' ')}"
-    return xs, ys, x_title, y_title, (1.0, baseline.get(y_key))
+@dataclass
+class PlotAxes:
+    """Each row's x (its cost relative to the baseline's: 1 = unpruned), y (its accuracy) and,
+    with a second cost, its colour (that cost, relative); the titles; the baseline's point."""
+    xs: list[float]
+    ys: list[float]
+    colours: list[float] | None
+    x_title: str
+    y_title: str
+    colour_title: str | None
+    baseline: tuple[float, float | None]
+
+
+def _relative(rows: list[dict], objectives: dict[str, str], baseline: dict) -> PlotAxes:
+    x_key, y_key, c_key = _axes(objectives)
+
+    def relative(key):
+        scale = float(baseline.get(key) or 1.0)
+        return [r[key] / scale for r in rows]
+
+    return PlotAxes(relative(x_key), [r[y_key] for r in rows], relative(c_key) if c_key else None,
+                    f"{x_key} relative to the baseline (1 = unpruned)", f"validation {y_key.replace('_', ' ')}",
+                    f"{c_key} relative" if c_key else None, (1.0, baseline.get(y_key)))
 
 
 def _dominated_and_front(rows: list[dict], front_ids: set[str], xs: list[float]) -> tuple[dict, list[int]]:
@@ -246,19 +274,25 @@ def _figure(size: tuple[float, float], **subplots):
 
 def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], baseline: dict, path) -> None:
     """The front as a line, the dominated trials coloured by criterion, the baseline labelled."""
-    xs, ys, x_title, y_title, base = _relative(rows, objectives, baseline)
+    axes = _relative(rows, objectives, baseline)
+    xs, ys, base = axes.xs, axes.ys, axes.baseline
     dominated, front = _dominated_and_front(rows, front_ids, xs)
     fig, ax = _figure((7.5, 4.8))
     for criterion, idx in dominated.items():
         ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], alpha=0.6, label=f"{criterion} (dominated)")
-    ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="crimson", lw=2, label="Pareto front")
+    if axes.colours is None:
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", c="crimson", lw=2, label="Pareto front")
+    else:  # a front in three objectives is no line in two: its points, coloured by the third
+        dots = ax.scatter([xs[i] for i in front], [ys[i] for i in front], c=[axes.colours[i] for i in front],
+                          cmap="viridis", edgecolors="crimson", linewidths=1.5, s=50, label="Pareto front")
+        fig.colorbar(dots, ax=ax, label=axes.colour_title)
     for i in front:
         ax.annotate(rows[i]["criterion"], (xs[i], ys[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if base[1] is not None:
         ax.scatter([base[0]], [base[1]], marker="*", s=200, c="black", zorder=3)
         ax.annotate("baseline (unpruned)", base, textcoords="offset points", xytext=(-110, 6), fontsize=8)
-    ax.set_xlabel(x_title)
-    ax.set_ylabel(y_title)
+    ax.set_xlabel(axes.x_title)
+    ax.set_ylabel(axes.y_title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(f"{len(front)} on the front of {len(rows)} finished trials")
@@ -271,20 +305,27 @@ def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, st
     parameters and run id."""
     import plotly.graph_objects as go
 
-    xs, ys, x_title, y_title, base = _relative(rows, objectives, baseline)
+    axes = _relative(rows, objectives, baseline)
+    xs, ys, base = axes.xs, axes.ys, axes.baseline
 
     def trace(idx, name, **style):
+        third = (lambda i: f"<br>{axes.colour_title} {axes.colours[i]:.3f}") if axes.colours else (lambda i: "")
         return go.Scatter(
             x=[xs[i] for i in idx], y=[ys[i] for i in idx], name=name, **style,
             text=[f"{rows[i]['criterion']} {rows[i]['granularity']} ratio={rows[i]['ratio']:.2f} "
                   f"it={rows[i]['iterations']} {finetune_method_of(rows[i])}<br>"
                   f"clean={rows[i]['clean_acc']:.3f} "
-                  f"robust={rows[i]['robust_acc']:.3f}<br>run {rows[i]['run_id']}" for i in idx],
+                  f"robust={rows[i]['robust_acc']:.3f}{third(i)}<br>run {rows[i]['run_id']}" for i in idx],
             hoverinfo="text")
 
     dominated, front = _dominated_and_front(rows, front_ids, xs)
     traces = [trace(idx, f"{c} (dominated)", mode="markers", opacity=0.6) for c, idx in dominated.items()]
-    traces.append(trace(front, "Pareto front", mode="lines+markers", marker={"color": "crimson"}))
+    if axes.colours is None:
+        traces.append(trace(front, "Pareto front", mode="lines+markers", marker={"color": "crimson"}))
+    else:  # a front in three objectives is no line in two: its points, coloured by the third
+        traces.append(trace(front, "Pareto front", mode="markers", marker={
+            "color": [axes.colours[i] for i in front], "colorscale": "Viridis", "size": 11,
+            "line": {"color": "crimson", "width": 2}, "colorbar": {"title": {"text": axes.colour_title}}}))
     fronts = method_fronts(rows, xs, ys)
     if len(fronts) > 1:  # a search of several fine-tuning methods: what each alone would have found
         traces += [trace(idx, f"front of {method} fine-tuning alone", mode="lines", line={"dash": "dot"})
@@ -294,7 +335,7 @@ def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, st
         fig.add_trace(go.Scatter(x=[base[0]], y=[base[1]], name="baseline (unpruned)", mode="markers+text",
                                  text=["baseline"], textposition="top left",
                                  marker={"symbol": "star", "size": 14, "color": "black"}))
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, title="robustprune Pareto front")
+    fig.update_layout(xaxis_title=axes.x_title, yaxis_title=axes.y_title, title="robustprune Pareto front")
     return fig
 
 

@@ -275,7 +275,7 @@ class Tracker:
     def log_stopped_trial(self, trial_id: str, params: dict, result: dict) -> str | None:
         """A trial that mo_asha stopped: KILLED, off the front, with the cost it would have
         had and its last intermediate accuracies (`rung_*`, measured on a small subset)."""
-        cost = {k: result[k] for k in ("flops", "macs", "params", "latency_ms") if k in result}
+        cost = {k: v for k, v in result.items() if k in ("flops", "macs", "params") or k.startswith("latency_ms")}
         run = self._fresh_child(trial_id, params, {
             "stopped_early": "true", "stopped_at_step": str(result["step"]), "pareto": "false",
             "feasible": "true" if result["feasible"] else "false"}, {
@@ -355,7 +355,7 @@ class Tracker:
             values = np.array([[c.row[m] for m in objectives] for c in candidates])
             points = pareto.to_minimization(values, objectives, self.baseline_metrics())
             self._front = [c for c, on in zip(candidates, pareto.non_dominated(points)) if on]
-            hv = pareto.hypervolume_2d(points, pareto.reference_point(objectives))
+            hv = pareto.hypervolume(points, pareto.reference_point(objectives))
         return candidates + [c for c in new if not c.feasible], hv
 
     def _parent_artifacts(self):

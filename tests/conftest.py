@@ -25,7 +25,7 @@ def digits_baseline():
     from trainables.trial import train_baseline
 
     cfg = TrialConfig(dataset="digits", model="lenet", baseline={"epochs": 15, "lr": 0.05},
-                      finetune={"epochs": 1, "lr": 0.01}, eval_size=180, latency_repeats=3,
+                      finetune={"epochs": 1, "lr": 0.01}, eval_size=180, latency={"repeats": 3},
                       attacks=[{"name": "fgsm", "eps": 0.1}, {"name": "pgd", "eps": 0.1, "steps": 5}])
     return cfg, train_baseline(cfg)
 
@@ -37,6 +37,6 @@ def synthetic_resnet20():
     from trainables.trial import train_baseline
 
     cfg = TrialConfig(dataset="synthetic", model="resnet20", baseline={"epochs": 0}, calib_size=32,
-                      finetune={"epochs": 0}, eval_size=32, latency_repeats=2, iterations=2, ratio=0.5,
+                      finetune={"epochs": 0}, eval_size=32, latency={"repeats": 2}, iterations=2, ratio=0.5,
                       attacks=[{"name": "fgsm"}])
     return cfg, train_baseline(cfg)

@@ -83,7 +83,7 @@ def check_a_small_trial_runs(splits: dict, **data_fields) -> None:
     from trainables.trial import run_trial, train_baseline
 
     cfg = TrialConfig(**data_fields, val_size=12, model="resnet20",
-                      baseline={"epochs": 5, "lr": 0.05, "batch_size": 16}, finetune={"epochs": 1, "batch_size": 16}, eval_size=12, calib_size=8, latency_repeats=1,
+                      baseline={"epochs": 5, "lr": 0.05, "batch_size": 16}, finetune={"epochs": 1, "batch_size": 16}, eval_size=12, calib_size=8, latency={"repeats": 1},
                       ratio=0.3, attacks=[{"name": "fgsm"}])
     assert cfg.records()["splits"] == {**splits, "val": 12, "eval": 12, "test_eval": splits["test"], "calibration": 8}
     result = run_trial(cfg, baseline := train_baseline(cfg))

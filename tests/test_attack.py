@@ -119,7 +119,7 @@ def test_pgd_at_large_eps_breaks_an_mnist_model():
     """A check that the attack really attacks: PGD at eps 0.5 leaves (almost) nothing robust."""
     from trainables.trial import load_data, train_baseline
 
-    cfg = TrialConfig(dataset="mnist5k", model="lenet", baseline={"epochs": 2}, eval_size=100, latency_repeats=1,
+    cfg = TrialConfig(dataset="mnist5k", model="lenet", baseline={"epochs": 2}, eval_size=100, latency={"repeats": 1},
                       attacks=[{"name": "fgsm"}])
     model = train_baseline(cfg).model()
     test = load_data(cfg).test.subset(200, 0)

@@ -125,6 +125,21 @@ CASES = [
     ("num-samples-text", _run("search.num_samples=many"), {}, "search.num_samples: got 'many'; expected an integer"),
     ("num-samples-zero", _run("search.num_samples=0"), {}, "search.num_samples: got 0; allowed: >= 1"),
     ("objectives", _run("search.objectives={flops: min}"), {}, "search.objectives: got 1 objectives"),
+    ("objectives-two-accuracies", _run("search.objectives={clean_acc: max, robust_acc: max}"), {},
+     "search.objectives: got 2 objectives (clean_acc, robust_acc); allowed: one accuracy (robust_acc or clean_acc) "
+     "and one or two costs"),
+    ("objectives-four", _run("search.objectives={flops: min, params: min, latency_ms: min, robust_acc: max}"), {},
+     "search.objectives: got 4 objectives"),
+    ("objective-not-measured", _run("search.objectives={latency_ms_onnxruntime_b1: min, robust_acc: max}"), {},
+     "search.objectives: 'latency_ms_onnxruntime_b1' is not measured by the trials; allowed costs: flops, macs, "
+     "params, latency_ms, latency_ms_torch_b1 (latency_ms_<runtime>_b<batch> for latency.runtimes x"),
+    ("objective-unknown", _run("search.objectives={energy: min, robust_acc: max}"), {},
+     "search.objectives: 'energy' is not measured by the trials; allowed costs: flops"),
+    ("latency-runtime", _run("latency.runtimes=[torch, tensorrt]"), {},
+     "latency.runtimes: unknown runtime 'tensorrt'; allowed: onnxruntime, torch, torchscript"),
+    ("latency-batch-size", _run("latency.batch_sizes=[1, 0]"), {}, "latency.batch_sizes.1: got 0; allowed: >= 1"),
+    ("latency-threads", _run("latency.threads=0"), {}, "latency.threads: got 0; allowed: >= 1"),
+    ("round-to-zero", _run("space.round_to=0"), {}, "space.round_to: got 0; allowed: >= 1"),
     ("gpus-negative", _run("resources.gpus_per_trial=-0.5"), {}, "resources.gpus_per_trial: got -0.5; allowed: >= 0"),
     ("device", _run("experiment.device=tpu"), {}, "experiment.device: unknown device 'tpu'; allowed: auto, cpu"),
     ("criterion-param-absent", _run("space.criteria=[l1, pls_vip]", "space.criterion_params={kl: {}}"), {},
@@ -310,6 +325,10 @@ CASES = [
      "is not empty; pass --force to replace it whole"),
     ("export-threshold-text", ["export", "--tracking-uri", "{store}", "--max-flops", "lots", "--out", "{tmp}/x"], {},
      "argument --max-flops: invalid float value: 'lots'"),
+    ("export-latency-not-logged", ["export", "--tracking-uri", "{store}", "--experiment", "no-latency",
+                                   "--max-latency-ms", "5", "--latency-metric", "latency_ms_onnxruntime_b1",
+                                   "--out", "{tmp}/x"], {},
+     "--max-latency-ms: the search's trials logged no 'latency_ms_onnxruntime_b1'; logged: no latency"),
     ("ui-port-busy", ["ui", "--tracking-uri", "{store}", "--port", "{busy}"], {}, "port: cannot serve on 127.0.0.1:"),
     ("ui-experiment-unknown", ["ui", "--tracking-uri", "{store}", "--port", "{closed}", "--experiment", "nope"], {},
      "experiment: no MLflow experiment named 'nope' at"),
@@ -338,6 +357,13 @@ def world(tmp_path_factory, digits_baseline):
     other = client.create_run(client.create_experiment("other-problem"), tags={"robustprune.search": "parent"})
     client.log_param(other.info.run_id, "model.name", "resnet20")
     client.set_terminated(other.info.run_id)
+    # a search whose front model logged no latency (searches before latency was measured per runtime)
+    old = client.create_run(client.create_experiment("no-latency"), tags={"robustprune.search": "parent"})
+    front = client.create_run(old.info.experiment_id, tags={"mlflow.parentRunId": old.info.run_id, "pareto": "true"})
+    for key, value in {"flops": 100.0, "robust_acc": 0.5, "clean_acc": 0.9}.items():
+        client.log_metric(front.info.run_id, key, value)
+    for run in (front, old):
+        client.set_terminated(run.info.run_id)
     _, baseline = digits_baseline
     model_file = save_model(baseline.model(), baseline.payload["spec"], root / "baseline.pt")
     (root / "truncated.pt").write_bytes(model_file.read_bytes()[:2000])

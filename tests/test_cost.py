@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from trainables.cost import count_flops, count_params, latency_ms, model_cost
+from trainables.cost import count_flops, count_params, model_cost
 
 
 def test_flops_count_a_multiply_add_as_two():
@@ -14,7 +14,6 @@ def test_flops_count_a_multiply_add_as_two():
 
 def test_model_cost_fields():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten())
-    cost = model_cost(model, (1, 8, 8), torch.device("cpu"), latency_repeats=3)
+    cost = model_cost(model, (1, 8, 8), torch.device("cpu"))
     assert cost["macs"] * 2 == cost["flops"] > 0
-    assert cost["latency_ms"] > 0
-    assert latency_ms(model, (1, 8, 8), torch.device("cpu"), repeats=2) > 0
+    assert set(cost) == {"flops", "macs", "params"}

@@ -9,6 +9,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 import torch_pruning as tp
 from pydantic import ValidationError
 
@@ -124,22 +125,29 @@ def _built_for_digits(name: str):
     depends on the weights, how many each layer keeps only on the ratio and the dependency
     graph, which is what this test compares (each test builds only its own model)."""
     cfg = TrialConfig(dataset="digits", model=name, baseline={"epochs": 0}, eval_size=8,
-                      latency_repeats=1, attacks=[{"name": "fgsm", "eps": 0.1}])
+                      latency={"repeats": 1}, attacks=[{"name": "fgsm", "eps": 0.1}])
     return cfg, train_baseline(cfg)
 
 
-@pytest.mark.parametrize("model_name", ["lenet", "resnet20", "vgg16_bn", "mobilenetv2"])
-def test_every_filter_criterion_prunes_the_same_architecture(model_name):
+@pytest.mark.parametrize("model_name, round_to", [("lenet", None), ("resnet20", None), ("vgg16_bn", None),
+                                                   ("mobilenetv2", None), ("resnet20", 8), ("mobilenetv2", 8)])
+def test_every_filter_criterion_prunes_the_same_architecture(model_name, round_to):
+    """Also with channel counts rounded (`round_to`): rounding changes how many channels a
+    layer keeps, never which criterion keeps more."""
     cfg, baseline = _built_for_digits(model_name)
     data = load_data(cfg)
     calib = data.train.subset(1, 1)  # one image: only the coverage matters (and ablations cost)
-    costs = {}
+    costs, widths = {}, {}
     for criterion in FILTER_CRITERIA:
         model = baseline.model()
-        prune(model, PruneSettings("filter", criterion, 0.5, 1), calib, CPU, lambda m, r: None)
-        cost = model_cost(model, data.shape, CPU, 1)
+        prune(model, PruneSettings("filter", criterion, 0.5, 1, round_to=round_to), calib, CPU, lambda m, r: None)
+        cost = model_cost(model, data.shape, CPU)
         costs[criterion] = (cost["params"], cost["flops"])
+        widths[criterion] = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert len(set(costs.values())) == 1, costs
+    if round_to:
+        pruned_widths = next(iter(widths.values()))
+        assert all(w % round_to == 0 for w in pruned_widths), pruned_widths
     params, flops = next(iter(costs.values()))
     assert params < baseline.metrics["params"]
     assert flops < 0.6 * baseline.metrics["flops"]  # half the channels of every layer: most of the FLOPs

@@ -27,7 +27,7 @@ def test_a_search_prunes_a_torchvision_model_from_its_weights_on_an_image_folder
     data = {"name": "imagefolder", "data_dir": str(folder), "image_size": 32, "val_size": 12, "eval_size": 12,
             "calib_size": 8}
     trial = TrialConfig(dataset="imagefolder", data_dir=str(folder), image_size=32, val_size=12, eval_size=12,
-                        model="torchvision:resnet18", baseline={"epochs": 4, "batch_size": 16}, latency_repeats=1,
+                        model="torchvision:resnet18", baseline={"epochs": 4, "batch_size": 16}, latency={"repeats": 1},
                         attacks=[{"name": "fgsm", "eps": 0.03}])
     trained = train_baseline(trial).model()
     weights = tmp_path / "resnet18.pt"

@@ -60,7 +60,7 @@ def test_a_users_module_with_a_residual_block_and_one_without(tmp_path):
     assert sorted(removable_blocks(build_model(**_arch(name)))) == ["net.1", "net.2"]
     assert removable_blocks(build_model(**_arch(name, args={"residual": False}))) == {}
     cfg = TrialConfig(dataset="synthetic", model=name, granularity="layer", criterion="l1",
-                      baseline={"epochs": 0}, finetune={"epochs": 0}, eval_size=8, latency_repeats=1,
+                      baseline={"epochs": 0}, finetune={"epochs": 0}, eval_size=8, latency={"repeats": 1},
                       attacks=[{"name": "fgsm"}])
     assert run_trial(cfg, train_baseline(cfg)).metrics["blocks_removed"] == 1
 
@@ -71,7 +71,7 @@ def resnet18_weights(tmp_path_factory):
     network, without our normalization). Untrained: which weights they are does not matter here
     (tests/test_e2e_own_model.py searches from weights a test trained)."""
     cfg = TrialConfig(dataset="synthetic", model="torchvision:resnet18", baseline={"epochs": 0}, eval_size=32,
-                      latency_repeats=1, attacks=[{"name": "fgsm"}])
+                      latency={"repeats": 1}, attacks=[{"name": "fgsm"}])
     baseline = train_baseline(cfg)
     state = {k.removeprefix("net."): v for k, v in baseline.payload["state_dict"].items()
              if k.startswith("net.")}

@@ -70,3 +70,40 @@ def test_each_fine_tuning_method_gets_the_front_its_trials_alone_make():
     assert alone["front of natural fine-tuning alone"] == [0.3, 0.5]
     one_method = front_figure(rows[:3], {"r0", "r1"}, {"flops": "min", "robust_acc": "max"}, {"flops": 100})
     assert not any("alone" in t.name for t in one_method.data)
+
+
+def test_hypervolume_in_three_objectives_is_the_dominated_volume():
+    from search.pareto import hypervolume
+
+    ref = np.array([1.0, 1.0, 1.0])
+    assert hypervolume(np.array([[0.5, 0.5, 0.5]]), ref) == pytest.approx(0.125)
+    # two points side by side in (x, y) at the same z: their union's area times the slab's height
+    assert hypervolume(np.array([[0.2, 0.6, 0.5], [0.6, 0.2, 0.5]]), ref) == pytest.approx(0.48 * 0.5)
+    assert hypervolume(np.array([[1.2, 0.1, 0.1]]), ref) == 0.0  # outside the box
+    rng = np.random.default_rng(1)  # against counting a fine grid of the box
+    pts = rng.uniform(0, 1, size=(12, 3))
+    axis = (np.arange(60) + 0.5) / 60
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    dominated = (pts[None, :, :] <= grid[:, None, :]).all(axis=2).any(axis=1)
+    assert hypervolume(pts, ref) == pytest.approx(dominated.mean(), abs=0.01)
+    assert hypervolume(pts[:, :2], ref[:2]) == hypervolume_2d(pts[:, :2], ref[:2])  # two objectives: the area
+
+
+def test_three_objective_plots_colour_the_front_by_the_second_cost(tmp_path):
+    from search.pareto import front_figure, plot_html, plot_png
+
+    objectives = {"flops": "min", "latency_ms_onnxruntime_b1": "min", "robust_acc": "max"}
+    rows = [{"run_id": f"r{i}", "criterion": "l1", "granularity": "filter", "ratio": 0.5, "iterations": 1,
+             "clean_acc": 0.9, "robust_acc": 0.1 * i, "flops": 100.0 * i, "latency_ms_onnxruntime_b1": 4.0 - i}
+            for i in range(1, 4)]
+    baseline = {"flops": 400.0, "latency_ms_onnxruntime_b1": 4.0, "robust_acc": 0.5}
+    figure = front_figure(rows, {"r1", "r2", "r3"}, objectives, baseline)
+    front = next(t for t in figure.data if t.name == "Pareto front")
+    assert front.mode == "markers"  # a front in three objectives is no line in two
+    assert list(front.x) == [0.25, 0.5, 0.75] and list(front.marker.color) == [0.75, 0.5, 0.25]
+    assert figure.layout.xaxis.title.text == "flops relative to the baseline (1 = unpruned)"
+    assert "latency_ms_onnxruntime_b1 relative 0.750" in front.text[0]
+    plot_png(rows, {"r1", "r2", "r3"}, objectives, baseline, tmp_path / "pareto.png")
+    plot_html(rows, {"r1", "r2", "r3"}, objectives, baseline, tmp_path / "pareto.html")
+    assert (tmp_path / "pareto.png").stat().st_size > 10_000 and "latency_ms_onnxruntime_b1 relative" in (
+        tmp_path / "pareto.html").read_text()

@@ -83,7 +83,7 @@ def test_an_image_size_too_small_for_the_model_is_named(folder):
 
 def test_timm_models_normalize_with_their_own_statistics_unless_set(folder):
     common = dict(dataset="imagefolder", data_dir=str(folder), image_size=80, model="timm:inception_v3",
-                  baseline={"epochs": 0}, eval_size=2, latency_repeats=1, attacks=[{"name": "fgsm"}])
+                  baseline={"epochs": 0}, eval_size=2, latency={"repeats": 1}, attacks=[{"name": "fgsm"}])
     own = train_baseline(TrialConfig(**common)).payload["spec"]["arch"]
     assert own["mean"] == pytest.approx([0.5] * 3)  # timm's pretrained config, not the folder's ImageNet default
     set_here = train_baseline(TrialConfig(data_mean=[0.4, 0.4, 0.4], data_std=[0.2, 0.2, 0.2], **common))
@@ -99,7 +99,7 @@ def hf_folder(tmp_path_factory):
 def test_a_trial_runs_on_a_hugging_face_dataset_saved_to_disk(hf_folder):
     cfg = TrialConfig(dataset="hf", data_dir=str(hf_folder), image_column="img", label_column="fine_label",
                       image_size=24, val_size=9, model="resnet20", baseline={"epochs": 5, "batch_size": 16},
-                      finetune={"epochs": 1, "batch_size": 16}, eval_size=9, calib_size=8, latency_repeats=1,
+                      finetune={"epochs": 1, "batch_size": 16}, eval_size=9, calib_size=8, latency={"repeats": 1},
                       attacks=[{"name": "fgsm"}])
     data = load_data(cfg)
     assert (len(data.train), len(data.val), len(data.test), data.num_classes) == (51, 9, 18, 3)

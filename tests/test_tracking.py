@@ -221,3 +221,39 @@ def test_the_update_after_the_final_evaluation_rewrites_the_front_views_without_
     assert "0.271" in client.get_run(tracker.parent_run_id).data.tags[NOTE_TAG]
     assert "0.271" in open(client.download_artifacts(tracker.parent_run_id, "pareto.csv", str(tmp_path))).read()
     assert redraws == []
+
+
+def test_a_three_objective_front_is_kept_tagged_and_measured_like_a_two_objective_one(tmp_path):
+    """FLOPs, a latency and robust accuracy: a trial cheaper in one cost and dearer in the
+    other is on the front beside the one it would lose to in two objectives."""
+    import numpy as np
+
+    from search.pareto import hypervolume, non_dominated, reference_point, to_minimization
+
+    objectives = {"flops": "min", "latency_ms": "min", "robust_acc": "max"}
+    baseline = {**BASELINE, "latency_ms": 10.0}
+    tracker = Tracker.start(store_at(tmp_path / "mlflow.db"), "three", {"search": {"num_samples": 20}},
+                            str(tmp_path / "exp"), baseline, {})
+    rng = np.random.default_rng(5)
+    for i in range(20):
+        folder = tmp_path / f"t{i}"
+        folder.mkdir()
+        metrics = {"flops": float(rng.integers(100, 1000)), "latency_ms": float(rng.uniform(1, 10)),
+                   "robust_acc": float(rng.integers(0, 20)) / 40, "clean_acc": 0.85, "trial_seconds": 1.0}
+        (folder / "model.pt").write_bytes(b"weights")
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        tracker.log_trial(f"t{i}", {"criterion": "l1", "granularity": "filter", "ratio": 0.5, "iterations": 1,
+                                    "seed": 0}, metrics, folder, {"feasible": "true"})
+        state = tracker.update_pareto(objectives)
+    children = tracker.child_runs()
+    points = to_minimization(np.array([[c.data.metrics[m] for m in objectives] for c in children]), objectives,
+                             baseline)
+    expected = {c.info.run_id for c, on in zip(children, non_dominated(points)) if on}
+    two_objective = {c.info.run_id for c, on in zip(children, non_dominated(points[:, [0, 2]])) if on}
+    assert {row["run_id"] for row in state.front} == expected and two_objective < expected
+    assert state.hypervolume == pytest.approx(hypervolume(points, reference_point(objectives)))
+    assert state.hypervolume > 0
+    assert {c.info.run_id for c in tracker.child_runs() if c.data.tags["pareto"] == "true"} == expected
+    tracker.finish()
+    assert {"pareto.png", "pareto.html"} <= {a.path for a in MlflowClient(tracker.tracking_uri).list_artifacts(
+        tracker.parent_run_id)}

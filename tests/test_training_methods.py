@@ -23,7 +23,7 @@ TEST_IMAGES = 300
 def pruned_setting():
     """A naturally trained LeNet and the trial that prunes 30% of its filters (l1)."""
     cfg = TrialConfig(dataset="mnist5k", model="lenet", baseline={"epochs": 3}, ratio=0.3, eval_size=100,
-                      latency_repeats=1, attacks=[{"name": "fgsm", "eps": EPS}])
+                      latency={"repeats": 1}, attacks=[{"name": "fgsm", "eps": EPS}])
     return cfg, train_baseline(cfg), load_data(cfg).test.subset(TEST_IMAGES, 0)
 
 

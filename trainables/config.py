@@ -17,6 +17,7 @@ from .models import BUILTIN_MODELS, BUILTIN_WITH_REMOVABLE_BLOCKS, check_model_n
 from .models.python_factory import carried_code
 from .prune import CRITERIA, PruneSettings
 from .registry import Strict, one_of
+from .latency import RUNTIMES, LatencySettings
 from .methods import BUDGET_FIELDS, METHODS, resolve_method
 from .train import TrainSettings
 
@@ -126,6 +127,36 @@ def weights_are_the_baseline(data, weights: str | None):
     return {**data, "baseline": {**fields, "epochs": 0}}
 
 
+class LatencyConfig(Strict):
+    """How trials time the model: on which runtimes, batch sizes and CPU threads (see
+    trainables/latency.py). Every runtime x batch size is logged as latency_ms_<runtime>_b<batch>."""
+    runtimes: list[str] = Field(default_factory=lambda: ["torch"], min_length=1,
+                                description="torch (eager), torchscript, onnxruntime (CPU)")
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1)
+    threads: int | None = Field(None, ge=1, description="CPU threads while timing; default: the trial's CPUs")
+    repeats: int = Field(30, ge=1, description="timed rounds (median); each model is called once per round")
+    warmup: int = Field(5, ge=0)
+
+    @field_validator("runtimes")
+    @classmethod
+    def _known_runtimes(cls, v):
+        for runtime in v:
+            one_of(runtime, RUNTIMES, "runtime")
+        if len(set(v)) != len(v):
+            raise ValueError("a runtime is listed twice")
+        return v
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _distinct_batch_sizes(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("a batch size is listed twice")
+        return v
+
+    def settings(self) -> LatencySettings:
+        return LatencySettings(tuple(self.runtimes), tuple(self.batch_sizes), self.threads, self.repeats, self.warmup)
+
+
 class TrialConfig(Strict):
     # data
     dataset: str = "mnist5k"
@@ -162,7 +193,7 @@ class TrialConfig(Strict):
     # evaluation
     attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
                                                                  AttackConfig(name="pgd")], min_length=1)
-    latency_repeats: int = Field(30, ge=1)
+    latency: LatencyConfig = LatencyConfig()
     # final evaluation on the test split (never used for selection)
     test_size: int | None = Field(None, ge=1, description="seeded test subset; default: the whole test split")
     final_attacks: list[AttackConfig] | None = Field(None, min_length=1, description="default: attacks")

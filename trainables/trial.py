@@ -17,6 +17,7 @@ from .attacks.evaluation import evaluate_robustness
 from .config import TrialConfig, settings_key
 from .cost import model_cost
 from .data import Dataset, load_dataset
+from .latency import latency_metrics
 from .methods import GUARD_IMAGES, METHODS, MethodSpec, OverfitGuard
 from .models import build_model, load_weights, recorded_normalization
 from .prune import PruneSettings, prune
@@ -58,7 +59,7 @@ def rng_kept(device: torch.device):
 
 
 def planned_cost(baseline: Baseline, s: PruneSettings, data: Dataset, device: torch.device,
-                 latency_repeats: int) -> dict:
+                 cfg: TrialConfig) -> dict:
     """The cost a trial will end with, known before it trains: the same rounds on a copy,
     pruned by the `random` criterion without fine-tuning. Every criterion removes as many
     filters per layer (or blocks) at a ratio, so the shape does not depend on the criterion
@@ -66,14 +67,15 @@ def planned_cost(baseline: Baseline, s: PruneSettings, data: Dataset, device: to
     model = baseline.model().to(device)
     with rng_kept(device):  # random scores
         prune(model, replace(s, criterion="random", params={}), data.train.subset(2, 0), device, lambda m, r: None)
-    return model_cost(model, data.shape, device, latency_repeats)
+    return {**model_cost(model, data.shape, device),
+            **latency_metrics(model, None, data.shape, cfg.latency.settings(), device)}
 
 
 def baseline_key(cfg: TrialConfig, device_type: str) -> str:
     """Everything that changes the baseline's weights or its (validation) metrics, hashed.
     `device_type` is where it is trained (cpu / cuda): kernels, AMP and timings differ."""
     fields = cfg.model_dump(include={"dataset", "data_dir", "model", "model_args", "seed", "baseline", "val_size",
-                                     "eval_size", "latency_repeats", "image_size", "data_mean", "data_std"})
+                                     "eval_size", "latency", "image_size", "data_mean", "data_std"})
     fields.update(weights=file_identity(cfg.model_weights), model_code=cfg.model_code and settings_key(cfg.model_code))
     fields.update(attacks=[s.record() for s in cfg.attack_specs()], amp=cfg.amp and device_type == "cuda",
                   device_type=device_type)
@@ -117,14 +119,17 @@ def initial_model(cfg: TrialConfig, data: Dataset) -> tuple[nn.Module, dict]:
     return model, arch
 
 
-def evaluate(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.device) -> dict:
+def evaluate(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.device,
+             baseline: nn.Module | None = None) -> dict:
     """What the search selects on, all on the validation split: clean accuracy (whole split),
-    robust accuracy (per-sample worst case and per attack, on a seeded subset), and cost."""
+    robust accuracy (per-sample worst case and per attack, on a seeded subset), and cost; with
+    the `baseline` model, its latency too, timed in turns with the model's."""
     seeds = cfg.seeds()
     subset = data.val.subset(cfg.eval_size, seeds["eval_subset"])
     robustness = evaluate_robustness(model, cfg.attack_specs(), subset, data.num_classes, device, seeds["attacks"])
     metrics = {"clean_acc": accuracy(model, data.val, device), **robustness.metrics()}
-    metrics.update(model_cost(model, data.shape, device, cfg.latency_repeats))
+    metrics.update(model_cost(model, data.shape, device))
+    metrics.update(latency_metrics(model, baseline, data.shape, cfg.latency.settings(), device))
     return metrics
 
 
@@ -154,7 +159,7 @@ def _progress_reporter(progress: Progress, cfg: TrialConfig, baseline: Baseline,
                        device: torch.device, start: float) -> Callable[[nn.Module, int], None]:
     """`(model, step)` -> one intermediate report. The global RNG is restored afterwards, so a
     trial's result is the same with and without intermediate reports."""
-    cost = planned_cost(baseline, cfg.prune_settings(), data, device, cfg.latency_repeats)
+    cost = planned_cost(baseline, cfg.prune_settings(), data, device, cfg)
     subset = data.val.subset(progress.eval_size, cfg.seeds()["eval_subset"])
 
     def report(model: nn.Module, step: int) -> None:
@@ -190,9 +195,9 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
 
     removed = prune(model, cfg.prune_settings(), calib, device, finetune, seeds["training"])
     spec = architecture_spec(model, baseline.payload["spec"]["arch"], removed, data.shape)
-    metrics = evaluate(model, data, cfg, device)
     base = baseline.metrics
-    metrics.update({f"{k}_baseline": v for k, v in base.items()})
+    metrics = {f"{k}_baseline": v for k, v in base.items()}  # latency: the baseline timed beside the model
+    metrics.update(evaluate(model, data, cfg, device, baseline=baseline.model().to(device)))
     metrics["flops_reduction"] = 1 - metrics["flops"] / base["flops"]
     metrics["params_reduction"] = 1 - metrics["params"] / base["params"]
     metrics["blocks_removed"] = len(removed)

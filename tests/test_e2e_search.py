@@ -33,6 +33,8 @@ N = 6
 DROP = 0.03  # trials losing more clean accuracy are infeasible: never on the front
 EXPERIMENT = "e2e"
 TRIAL_PARAMS = {"criterion", "granularity", "ratio", "iterations", "finetune_epochs", "finetune_method", "seed"}
+LATENCY_RUNTIMES = ["torch", "torchscript"]  # onnxruntime: tests/test_latency.py (its export takes seconds)
+LATENCY_METRICS = [f"latency_ms_{r}_b{b}" for r in LATENCY_RUNTIMES for b in (1, 4)]
 METHODS = ["natural", "fgsm_rs"]  # the space mixes fine-tuning methods: fgsm_rs is the cheap adversarial one
 
 
@@ -40,7 +42,8 @@ METHODS = ["natural", "fgsm_rs"]  # the space mixes fine-tuning methods: fgsm_rs
 def search(tmp_path_factory) -> FinishedSearch:
     tmp = tmp_path_factory.mktemp("search")
     cfg = tiny_config(tmp, EXPERIMENT, N, search={"max_clean_acc_drop": DROP},
-                      space={"finetune_method": METHODS, "finetune_budget": {"fgsm_rs": {"eps": 0.1}}})
+                      space={"finetune_method": METHODS, "finetune_budget": {"fgsm_rs": {"eps": 0.1}}},
+                      latency={"runtimes": LATENCY_RUNTIMES, "batch_sizes": [1, 4], "repeats": 5})
     proc = run_cli("run", str(cfg), cwd=tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -88,6 +91,10 @@ def test_children_hold_params_metrics_and_models(search):
                     "robust_acc_fgsm", "robust_acc_pgd", "robust_acc_baseline", "latency_ms"):
             assert key in m, key
         assert m["robust_acc"] <= min(m["robust_acc_fgsm"], m["robust_acc_pgd"])  # per-sample worst case
+        for key in LATENCY_METRICS:  # each runtime and batch size, timed in turns with the baseline
+            assert m[f"{key}_baseline"] > 0
+            assert m[key.replace("latency_ms", "latency_ratio")] == pytest.approx(m[key] / m[f"{key}_baseline"])
+        assert m["latency_ms"] == m["latency_ms_torch_b1"]
         assert c.data.tags["pareto"] in ("true", "false")
         artifacts = {a.path for a in client.list_artifacts(c.info.run_id)}
         assert {"model.pt", "metrics.json"} <= artifacts
@@ -226,6 +233,30 @@ def test_export_writes_loadable_files_and_registers(search, capsys):
     registered = mlflow.pyfunc.load_model("models:/e2e-pruned@best")
     x = test.x[:16]
     assert np.allclose(registered.predict(x.numpy()), scripted(x).detach().numpy(), atol=1e-5)
+
+
+def test_export_under_a_latency_bound_and_its_card_holds_the_latency(search, capsys):
+    tmp, _, _, uri, _, children = search
+    front = [c for c in children if c.data.tags["pareto"] == "true"]
+    metric = "latency_ms_torchscript_b4"
+    bound = min(c.data.metrics[metric] for c in front)  # only the fastest front model fits
+    out = tmp / "export-latency"
+    proc = call_cli(capsys, "export", "--experiment", "e2e", "--tracking-uri", uri, "--max-latency-ms", bound,
+                    "--latency-metric", metric, "--format", "state_dict", "--name", "e2e-fastest", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((out / "model_card.json").read_text())
+    chosen = next(c for c in front if c.info.run_id == card["source_run_id"])
+    assert chosen.data.metrics[metric] == bound and card["constraints"] == f"{metric} <= {bound}"
+    # measured again on the machine that exports, on the search's runtimes and batch sizes
+    assert set(card["latency"]["ms"]) == set(LATENCY_METRICS) and all(v > 0 for v in card["latency"]["ms"].values())
+    assert card["latency"]["machine"]["cpu"] and card["latency"]["machine"]["threads"] >= 1
+    assert card["metrics"][f"{metric}_baseline"] == chosen.data.metrics[f"{metric}_baseline"]
+    refused = call_cli(capsys, "export", "--experiment", "e2e", "--tracking-uri", uri, "--max-latency-ms", "5",
+                       "--latency-metric", "latency_ms_onnxruntime_b1", "--out", tmp / "never")
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        "--max-latency-ms: the search's trials logged no 'latency_ms_onnxruntime_b1'; logged: latency_ms, "
+        "latency_ms_torch_b1, latency_ms_torch_b4, latency_ms_torchscript_b1, latency_ms_torchscript_b4")
+    assert not (tmp / "never").exists()
 
 
 def test_export_with_no_fitting_model_fails_cleanly(search, capsys):

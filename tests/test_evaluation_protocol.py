@@ -22,7 +22,7 @@ def trial(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("protocol")
     cfg = tmp / "trial.yaml"
     cfg.write_text(f"dataset: digits\nmodel: lenet\ncriterion: l1\nratio: 0.5\nbaseline: {{epochs: 15}}\n"
-                   f"val_size: 200\neval_size: 100\nlatency: {repeats: 2}\n"
+                   f"val_size: 200\neval_size: 100\nlatency: {{repeats: 2}}\n"
                    f"attacks: [{{name: fgsm, eps: {EPS}}}, {{name: occlusion, params: {{size: {PATCH}}}}}]\n")
     out = tmp / "out"
     proc = subprocess.run(CLI + ["trial", "--config", str(cfg), "--quiet", "--out", str(out)],

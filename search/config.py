@@ -297,6 +297,13 @@ class SearchConfig(Strict):
         return weights_are_the_baseline(data, model.get("weights") if isinstance(model, dict) else None)
 
     @model_validator(mode="after")
+    def _latency_device_is_given(self):
+        if self.latency.device.startswith("cuda") and self.resources.gpus_per_trial == 0:
+            raise ValueError(f"latency.device: '{self.latency.device}' needs a GPU in every trial; allowed with "
+                             f"resources.gpus_per_trial 0: auto, cpu")
+        return self
+
+    @model_validator(mode="after")
     def _objectives_are_measured(self):
         measured = [*COST_OBJECTIVES, *self.latency.settings().keys()]
         for metric in self.search.objectives:

@@ -169,8 +169,8 @@ def front_csv(rows: list[dict]) -> str:
 def front_table(rows: list[dict]) -> str:
     """Fixed-width text table of the front, best robust accuracy first. clean_acc / robust_acc
     are validation (what the front was selected on); test_* come from the final evaluation."""
-    cols = ["criterion", "granularity", "ratio", "iterations", "finetune_method", "flops_reduction", "clean_acc",
-            "robust_acc", "test_clean_acc", "test_robust_acc", "run_id"]
+    cols = ["criterion", "granularity", "ratio", "iterations", "finetune_method", "flops_reduction", "latency_ratio",
+            "clean_acc", "robust_acc", "test_clean_acc", "test_robust_acc", "run_id"]
 
     def fmt(v):
         return f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -182,8 +182,8 @@ def front_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-FRONT_HEADERS = ["criterion", "granularity", "ratio", "it", "fine-tune", "FLOPs red.", "val clean", "val robust",
-                 "test clean", "test robust", "run"]
+FRONT_HEADERS = ["criterion", "granularity", "ratio", "it", "fine-tune", "FLOPs red.", "latency ratio", "val clean",
+                 "val robust", "test clean", "test robust", "run"]
 
 
 def front_cells(r: dict) -> list[str]:
@@ -194,7 +194,7 @@ def front_cells(r: dict) -> list[str]:
         return format(v, spec) if isinstance(v, float) else "–"
 
     return [str(r["criterion"]), str(r["granularity"]), f"{r['ratio']:.2f}", str(r["iterations"]),
-            finetune_method_of(r), fmt("flops_reduction", ".1%"), fmt("clean_acc", ".3f"),
+            finetune_method_of(r), fmt("flops_reduction", ".1%"), fmt("latency_ratio", ".2f"), fmt("clean_acc", ".3f"),
             fmt("robust_acc", ".3f"), fmt("test_clean_acc", ".3f"), fmt("test_robust_acc", ".3f")]
 
 

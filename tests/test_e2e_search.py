@@ -459,9 +459,11 @@ def test_the_parent_run_page_shows_the_front_table(search, mlflow_ui, browser, t
     rows = browser.wait_for("Array.from(document.querySelectorAll('table')).map(t => t.innerText)"
                             ".filter(t => t.includes('val robust'))")
     table = rows[0]
-    for run in front:  # one linked row per front model, with its test robust accuracy
+    assert "latency ratio" in table
+    for run in front:  # one linked row per front model, with its test robust accuracy and latency ratio
         assert run.info.run_id[:8] in table
         assert f"{run.data.metrics['test_robust_acc']:.3f}" in table
+        assert f"{run.data.metrics['latency_ratio']:.2f}" in table
     assert browser.eval(f"document.querySelectorAll('a[href*=\"{front[0].info.run_id}\"]').length") >= 1
     browser.screenshot(tmp_path / "parent-run.png")
 

@@ -27,10 +27,10 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
-def stop(proc, signum: int, exit_within_s: float = 120) -> int:
-    """Send `signum` to the command's PID once it has children; its exit status, after every
-    process it had started is gone (bounded)."""
-    started = descendants(proc.pid)
+def stop(proc, signum: int, exit_within_s: float = 120, started: list | None = None) -> int:
+    """Send `signum` to the command's PID once it has children (`started`: as seen last); its
+    exit status, after every process it had started is gone (bounded)."""
+    started = started or descendants(proc.pid)
     assert started, "the command had started no process yet"
     proc.send_signal(signum)
     proc.wait(timeout=exit_within_s)
@@ -89,7 +89,10 @@ def test_a_stopped_trial_leaves_no_loader_process_and_no_file(tmp_path, signum):
     out = tmp_path / "out"
     with running_cli("trial", "--config", config, "--dataset", "imagefolder", "--data-dir", folder,
                      "--model", "resnet20", "--out", out, cwd=tmp_path, log=tmp_path / "trial.log") as proc:
-        wait_until(lambda: descendants(proc.pid), 120, "a DataLoader worker", process=proc)
-        status = stop(proc, signum)
+        # a loader's workers end with its pass over the data and the next loader starts new
+        # ones: the signal goes at once to the workers seen, which may be between two loaders
+        seen = []
+        wait_until(lambda: seen.extend(descendants(proc.pid)) or seen, 120, "a DataLoader worker", process=proc)
+        status = stop(proc, signum, started=seen)
     assert status == 128 + signum, (tmp_path / "trial.log").read_text()[-2000:]
     assert not out.exists() or not list(out.iterdir())

@@ -127,6 +127,12 @@ def weights_are_the_baseline(data, weights: str | None):
     return {**data, "baseline": {**fields, "epochs": 0}}
 
 
+def known_device(v: str) -> str:
+    if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+        return v
+    raise ValueError(f"unknown device '{v}'; allowed: auto, cpu, cuda, cuda:N")
+
+
 class LatencyConfig(Strict):
     """How trials time the model: on which runtimes, batch sizes and CPU threads (see
     trainables/latency.py). Every runtime x batch size is logged as latency_ms_<runtime>_b<batch>."""
@@ -136,6 +142,13 @@ class LatencyConfig(Strict):
     threads: int | None = Field(None, ge=1, description="CPU threads while timing; default: the trial's CPUs")
     repeats: int = Field(30, ge=1, description="timed rounds (median); each model is called once per round")
     warmup: int = Field(5, ge=0)
+    device: str = Field("auto", description="where torch and torchscript are timed: auto (the trial's device), "
+                                            "cpu, cuda, cuda:N; onnxruntime times on CPU")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        return known_device(v)
 
     @field_validator("runtimes")
     @classmethod
@@ -224,9 +237,7 @@ class TrialConfig(Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, v):
-        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
-            return v
-        raise ValueError(f"unknown device '{v}'; allowed: auto, cpu, cuda, cuda:N")
+        return known_device(v)
 
     @field_validator("criterion")
     @classmethod

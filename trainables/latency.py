@@ -132,7 +132,9 @@ def runtime_device(runtime: str, device: torch.device) -> torch.device:
 def measure_latency(models: dict[str, nn.Module], input_shape: tuple[int, ...], settings: LatencySettings,
                     device: torch.device) -> dict[str, dict[str, float]]:
     """{model name: {metric: median ms}} for every runtime and batch size of `settings`, the
-    models measured in turns (see module doc). Models are left in eval mode on `device`."""
+    models measured in turns (see module doc) on `device` (CPU for CPU-only runtimes). Models
+    are left in eval mode where they were."""
+    homes = {name: getattr(next(m.parameters(), None), "device", torch.device("cpu")) for name, m in models.items()}
     medians: dict[str, dict[str, float]] = {name: {} for name in models}
     with _torch_threads(settings.threads) as threads:
         for runtime in settings.runtimes:
@@ -151,7 +153,7 @@ def measure_latency(models: dict[str, nn.Module], input_shape: tuple[int, ...], 
                 for name in models:
                     medians[name][metric_key(runtime, batch_size)] = statistics.median(times[name])
     for name, m in models.items():
-        m.to(device)
+        m.to(homes[name])
         medians[name]["latency_ms"] = medians[name][settings.keys()[0]]
     return medians
 

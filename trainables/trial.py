@@ -68,7 +68,7 @@ def planned_cost(baseline: Baseline, s: PruneSettings, data: Dataset, device: to
     with rng_kept(device):  # random scores
         prune(model, replace(s, criterion="random", params={}), data.train.subset(2, 0), device, lambda m, r: None)
     return {**model_cost(model, data.shape, device),
-            **latency_metrics(model, None, data.shape, cfg.latency.settings(), device)}
+            **latency_metrics(model, None, data.shape, cfg.latency.settings(), latency_device(cfg, device))}
 
 
 def baseline_key(cfg: TrialConfig, device_type: str) -> str:
@@ -129,8 +129,13 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrialConfig, device: torch.de
     robustness = evaluate_robustness(model, cfg.attack_specs(), subset, data.num_classes, device, seeds["attacks"])
     metrics = {"clean_acc": accuracy(model, data.val, device), **robustness.metrics()}
     metrics.update(model_cost(model, data.shape, device))
-    metrics.update(latency_metrics(model, baseline, data.shape, cfg.latency.settings(), device))
+    metrics.update(latency_metrics(model, baseline, data.shape, cfg.latency.settings(), latency_device(cfg, device)))
     return metrics
+
+
+def latency_device(cfg: TrialConfig, trial_device: torch.device) -> torch.device:
+    """Where the model is timed: `latency.device`, by default the trial's own device."""
+    return trial_device if cfg.latency.device == "auto" else resolve_device(cfg.latency.device)
 
 
 def overfit_guard(method: MethodSpec, data: Dataset, seed: int, device: torch.device) -> OverfitGuard | None:

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 import torch
@@ -40,3 +41,28 @@ def synthetic_resnet20():
                       finetune={"epochs": 0}, eval_size=32, latency={"repeats": 2}, iterations=2, ratio=0.5,
                       attacks=[{"name": "fgsm"}])
     return cfg, train_baseline(cfg)
+
+
+@pytest.fixture
+def shared_baselines(tmp_path, tmp_path_factory):
+    """For drills whose subject is not the baseline (kills, interrupts): the baselines earlier
+    searches of this session trained (every pytest worker's) go into this test's storage path
+    first, where the search's own cache (`runs/baselines`, search/baseline.py) finds them; a
+    baseline this test's searches train is shared once it ends. Each is published whole, by
+    a rename, so no test reads one half-copied."""
+    shared = tmp_path_factory.getbasetemp().parent / "shared-baselines"
+    shared.mkdir(exist_ok=True)
+    cache = tmp_path / "runs" / "baselines"
+    cache.mkdir(parents=True)
+    for entry in shared.iterdir():
+        if not entry.name.startswith("."):
+            shutil.copytree(entry, cache / entry.name)
+    yield
+    for entry in cache.iterdir():
+        if (entry / "metrics.json").exists() and not (shared / entry.name).exists():
+            staging = shared / f".{entry.name}.{os.getpid()}"
+            shutil.copytree(entry, staging)
+            try:
+                staging.rename(shared / entry.name)
+            except OSError:  # another worker published it first
+                shutil.rmtree(staging)

@@ -14,7 +14,7 @@ import pytest
 from e2e_helpers import (call_cli, descendants, finished_children, run_cli, running_cli, search_runs,
                          tiny_config, trial_workers, wait_until)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("shared_baselines")]  # the baseline is not under test
 N = 6
 
 

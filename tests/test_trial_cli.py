@@ -1,4 +1,6 @@
-"""The `robustprune trial` command, run as a user runs it (a real subprocess)."""
+"""The `robustprune trial` command: run as a user runs it (a real subprocess) for the
+metrics.json contract; its other cases call the same `main` in-process (`call_cli`: the
+exit status and output are the command's, without an interpreter start per call)."""
 import json
 import subprocess
 import sys
@@ -8,6 +10,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from e2e_helpers import call_cli
 from trainables.store import load_model
 
 pytestmark = pytest.mark.e2e  # the command as a subprocess: not in make test-quick
@@ -61,9 +64,9 @@ def test_model_file_loads_safely_and_flops_recount_matches(lenet_trial):
     assert sum(p.numel() for p in model.parameters()) == m["params"]
 
 
-def test_saved_baseline_is_reused(lenet_trial, tmp_path):
+def test_saved_baseline_is_reused(lenet_trial, tmp_path, capsys):
     out, first = lenet_trial
-    proc = run_cli("trial", "--baseline", str(out / "baseline.pt"), "--criterion", "expected_abs",
+    proc = call_cli(capsys, "trial", "--baseline", str(out / "baseline.pt"), "--criterion", "expected_abs",
                    "--ratio", "0.3", "--eval-size", "200", "--finetune-epochs", "1", "--attacks", "fgsm",
                    "--test-size", "100", "--quiet", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -73,23 +76,25 @@ def test_saved_baseline_is_reused(lenet_trial, tmp_path):
     assert 0 < m["flops_reduction"] < first["flops_reduction"]
 
 
-def test_baseline_file_problems_are_one_line_errors(lenet_trial, tmp_path):
+def test_baseline_file_problems_are_one_line_errors(lenet_trial, tmp_path, capsys):
     out, _ = lenet_trial
-    proc = run_cli("trial", "--baseline", str(out / "baseline.pt"), "--model", "resnet20", "--out", str(tmp_path / "a"))
+    proc = call_cli(capsys, "trial", "--baseline", str(out / "baseline.pt"), "--model", "resnet20", "--out",
+                    str(tmp_path / "a"))
     assert proc.returncode == 2 and "model: --baseline holds a 'lenet'" in proc.stderr
-    proc = run_cli("trial", "--baseline", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "b"))
+    proc = call_cli(capsys, "trial", "--baseline", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "b"))
     assert proc.returncode == 2 and proc.stderr.startswith("robustprune: error: baseline: cannot read")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     # a LeNet trained on MNIST-5k does not fit digits (8x8 images): refused before any compute
-    proc = run_cli("trial", "--baseline", str(out / "baseline.pt"), "--dataset", "digits", "--out", str(tmp_path / "c"))
+    proc = call_cli(capsys, "trial", "--baseline", str(out / "baseline.pt"), "--dataset", "digits", "--out",
+                    str(tmp_path / "c"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith("robustprune: error: baseline: --baseline was trained on input (1, 28, 28)")
     assert "dataset 'digits' has (1, 8, 8)" in proc.stderr and not (tmp_path / "c").exists()
 
 
-def test_resnet20_layer_pruning_from_cli(tmp_path):
-    proc = run_cli("trial", "--dataset", "synthetic", "--model", "resnet20", "--granularity", "layer",
+def test_resnet20_layer_pruning_from_cli(tmp_path, capsys):
+    proc = call_cli(capsys, "trial", "--dataset", "synthetic", "--model", "resnet20", "--granularity", "layer",
                    "--criterion", "pls_vip", "--criterion-param", "pooling=mean", "--ratio", "0.5",
                    "--iterations", "1", "--epochs", "1",
                    "--finetune-epochs", "0", "--attacks", "fgsm", "--eval-size", "32", "--quiet",
@@ -101,11 +106,11 @@ def test_resnet20_layer_pruning_from_cli(tmp_path):
     assert load_model(tmp_path / "model.pt")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
 
 
-def test_trial_reads_a_yaml_config_and_flags_override_it(tmp_path):
+def test_trial_reads_a_yaml_config_and_flags_override_it(tmp_path, capsys):
     cfg = tmp_path / "trial.yaml"
     cfg.write_text("dataset: digits\nmodel: lenet\ncriterion: pls_vip\nratio: 0.6\nbaseline: {epochs: 8}\n"
                    "attacks: [{name: fgsm, eps: 0.1}, {name: occlusion, params: {size: 3}}]\neval_size: 60\n")
-    proc = run_cli("trial", "--config", str(cfg), "--ratio", "0.3", "--quiet", "--out", str(tmp_path / "out"))
+    proc = call_cli(capsys, "trial", "--config", str(cfg), "--ratio", "0.3", "--quiet", "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["config"]["dataset"] == "digits" and m["config"]["criterion"] == "pls_vip"
@@ -113,10 +118,10 @@ def test_trial_reads_a_yaml_config_and_flags_override_it(tmp_path):
     assert m["robust_acc"] <= min(m["robust_acc_fgsm"], m["robust_acc_occlusion"])
 
 
-def test_trial_config_with_unknown_key_is_refused(tmp_path):
+def test_trial_config_with_unknown_key_is_refused(tmp_path, capsys):
     cfg = tmp_path / "trial.yaml"
     cfg.write_text("dataset: digits\nlearning_rate: 0.1\n")
-    proc = run_cli("trial", "--config", str(cfg), "--out", str(tmp_path / "out"), timeout=120)
+    proc = call_cli(capsys, "trial", "--config", str(cfg), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == "robustprune: error: learning_rate: unknown key"
     assert not (tmp_path / "out").exists()

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from .attacks import ATTACKS, AttackSpec, full_strength
 from .data import DATASETS, check_val_size
@@ -133,6 +133,9 @@ def known_device(v: str) -> str:
     raise ValueError(f"unknown device '{v}'; allowed: auto, cpu, cuda, cuda:N")
 
 
+Device = Annotated[str, AfterValidator(known_device)]
+
+
 class LatencyConfig(Strict):
     """How trials time the model: on which runtimes, batch sizes and CPU threads (see
     trainables/latency.py). Every runtime x batch size is logged as latency_ms_<runtime>_b<batch>."""
@@ -142,13 +145,8 @@ class LatencyConfig(Strict):
     threads: int | None = Field(None, ge=1, description="CPU threads while timing; default: the trial's CPUs")
     repeats: int = Field(30, ge=1, description="timed rounds (median); each model is called once per round")
     warmup: int = Field(5, ge=0)
-    device: str = Field("auto", description="where torch and torchscript are timed: auto (the trial's device), "
+    device: Device = Field("auto", description="where torch and torchscript are timed: auto (the trial's device), "
                                             "cpu, cuda, cuda:N; onnxruntime times on CPU")
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v):
-        return known_device(v)
 
     @field_validator("runtimes")
     @classmethod
@@ -191,7 +189,7 @@ class TrialConfig(Strict):
     model_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the model's builder")
     model_code: str | None = Field(None, description="set by the driver: a python: file model's code, for workers")
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
     amp: bool = False
     baseline: TrainConfig = TrainConfig()
     # pruning
@@ -233,11 +231,6 @@ class TrialConfig(Strict):
         if (self.data_mean is None) != (self.data_std is None):
             raise ValueError("data_mean: set data_mean and data_std together")
         return self
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v):
-        return known_device(v)
 
     @field_validator("criterion")
     @classmethod

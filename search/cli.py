@@ -278,6 +278,8 @@ def cmd_export(args) -> int:
         formats = [one_of(f.strip(), FORMATS, "format") for f in args.format.split(",")]
     except ValueError as e:
         raise UsageError(f"format: {e}") from None
+    if args.latency_metric and args.max_latency_ms is None:
+        raise UsageError("--latency-metric: names the latency --max-latency-ms bounds; give --max-latency-ms too")
     constraints = Constraints(args.max_flops, args.min_robust_acc, args.min_clean_acc, args.max_latency_ms)
     uri = _tracking_uri(args)
     try:

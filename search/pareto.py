@@ -103,11 +103,32 @@ def to_minimization(values: np.ndarray, objectives: dict[str, str], baseline: di
     return np.stack(cols, axis=1) if cols else np.zeros((len(values), 0))
 
 
+def latency_ratio(metrics: dict, metric: str) -> float:
+    """A latency over its baseline's: the ratio the trial timed in turns with the baseline on
+    its own node (`latency_ratio_*`), else (intermediate results, dry runs) over the baseline's
+    logged latency. Trials that run side by side, or on unlike nodes, time under unlike load:
+    only the ratio compares them."""
+    ratio = metrics.get(metric.replace("latency_ms", "latency_ratio", 1))
+    return ratio if ratio is not None else metrics[metric] / metrics[f"{metric}_baseline"]
+
+
+def front_value(row: dict, metric: str, baseline: dict) -> float:
+    """The value the front compares: as logged, except a latency, which is its ratio (see
+    `latency_ratio`) in units of the baseline's logged latency, so that normalizing by that
+    latency gives the ratio back."""
+    if metric.startswith("latency_ms") and metric.replace("latency_ms", "latency_ratio", 1) in row:
+        return row[metric.replace("latency_ms", "latency_ratio", 1)] * float(baseline[metric])
+    return row[metric]
+
+
 def objective_values(metrics: dict, objectives: dict[str, str], feasible: bool) -> dict[str, float]:
-    """What the searcher optimizes: the real metric, or its worst value when infeasible."""
+    """What the searcher optimizes: the real metric (a latency: its ratio to the baseline's),
+    or its worst value when infeasible."""
     out = {}
     for metric, mode in objectives.items():
-        if feasible:
+        if metric.startswith("latency_ms"):
+            value = latency_ratio(metrics, metric) if feasible else 1.0
+        elif feasible:
             value = metrics[metric]
         elif metric in ACCURACY_METRICS:
             value = 0.0 if mode == "max" else 1.0
@@ -234,7 +255,7 @@ def _relative(rows: list[dict], objectives: dict[str, str], baseline: dict) -> P
 
     def relative(key):
         scale = float(baseline.get(key) or 1.0)
-        return [r[key] / scale for r in rows]
+        return [front_value(r, key, baseline) / scale for r in rows]
 
     return PlotAxes(relative(x_key), [r[y_key] for r in rows], relative(c_key) if c_key else None,
                     f"{x_key} relative to the baseline (1 = unpruned)", f"validation {y_key.replace('_', ' ')}",

@@ -352,8 +352,9 @@ class Tracker:
         candidates = self._front + [c for c in new if c.feasible]
         hv = 0.0
         if candidates:
-            values = np.array([[c.row[m] for m in objectives] for c in candidates])
-            points = pareto.to_minimization(values, objectives, self.baseline_metrics())
+            baseline = self.baseline_metrics()
+            values = np.array([[pareto.front_value(c.row, m, baseline) for m in objectives] for c in candidates])
+            points = pareto.to_minimization(values, objectives, baseline)
             self._front = [c for c, on in zip(candidates, pareto.non_dominated(points)) if on]
             hv = pareto.hypervolume(points, pareto.reference_point(objectives))
         return candidates + [c for c in new if not c.feasible], hv

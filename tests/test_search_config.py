@@ -135,6 +135,20 @@ def test_infeasible_trials_get_the_worst_objective_values():
                                                                "objective_robust_acc": 0.0}
 
 
+def test_a_latency_objective_is_the_ratio_to_the_baseline_timed_beside_the_trial():
+    """A trial timed beside another (or on a slower node) measures its baseline slower too:
+    the searcher is told the ratio, never the raw milliseconds against another time's baseline."""
+    from search.pareto import objective_values
+
+    objectives = {"latency_ms_onnxruntime_b1": "min", "robust_acc": "max"}
+    final = {"latency_ms_onnxruntime_b1": 0.049, "latency_ms_onnxruntime_b1_baseline": 0.070,
+             "latency_ratio_onnxruntime_b1": 0.7, "robust_acc": 0.5}
+    assert objective_values(final, objectives, feasible=True)["objective_latency_ms_onnxruntime_b1"] == 0.7
+    assert objective_values(final, objectives, feasible=False)["objective_latency_ms_onnxruntime_b1"] == 1.0
+    rung = {"latency_ms_onnxruntime_b1": 0.03, "latency_ms_onnxruntime_b1_baseline": 0.06, "robust_acc": 0.4}
+    assert objective_values(rung, objectives, feasible=True)["objective_latency_ms_onnxruntime_b1"] == 0.5
+
+
 def test_final_evaluation_defaults_to_the_search_attacks_at_full_strength():
     cfg = load_config(None, ["attacks=[{name: fgsm, eps: 0.04}, {name: pgd, eps: 0.04, steps: 10, "
                              "params: {restarts: 1}}]"])

@@ -257,3 +257,28 @@ def test_a_three_objective_front_is_kept_tagged_and_measured_like_a_two_objectiv
     tracker.finish()
     assert {"pareto.png", "pareto.html"} <= {a.path for a in MlflowClient(tracker.tracking_uri).list_artifacts(
         tracker.parent_run_id)}
+
+
+def test_a_latency_front_compares_each_trials_ratio_not_its_milliseconds(tmp_path):
+    """Measured in a real search (quickstart, two trials side by side, ONNX Runtime at batch 1):
+    the baseline timed alone took 0.048 ms, beside one trial 0.069 ms. That trial's 0.049 ms
+    is 1.02 times the first but 0.71 times its own baseline: the front compares the ratio."""
+    objectives = {"latency_ms": "min", "robust_acc": "max"}
+    tracker = Tracker.start(store_at(tmp_path / "mlflow.db"), "ratio", {"search": {"num_samples": 2}},
+                            str(tmp_path / "exp"), {**BASELINE, "latency_ms": 0.048}, {})
+    logged = {}
+    for trial, latency, own_baseline, robust in (("slowed", 0.049, 0.069, 0.55), ("alone", 0.045, 0.047, 0.5)):
+        folder = tmp_path / trial
+        folder.mkdir()
+        metrics = {"latency_ms": latency, "latency_ms_baseline": own_baseline, "flops": 500.0,
+                   "latency_ratio": latency / own_baseline, "robust_acc": robust, "clean_acc": 0.85}
+        (folder / "model.pt").write_bytes(b"weights")
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        logged[trial] = tracker.log_trial(trial, {"criterion": "l1", "granularity": "filter", "ratio": 0.5,
+                                                  "iterations": 1, "seed": 0}, metrics, folder, {"feasible": "true"})
+    state = tracker.update_pareto(objectives)
+    # by the ratio, "slowed" (0.71, robust 0.55) dominates "alone" (0.96, 0.5); over the logged
+    # baseline's milliseconds it would be 1.02, outside the box, and "alone" alone would count
+    assert {row["run_id"] for row in state.front} == {logged["slowed"]}
+    assert state.hypervolume == pytest.approx((1 - 0.049 / 0.069) * 0.55)
+    tracker.finish()

@@ -13,6 +13,7 @@ import time
 import zlib
 
 from trainables.config import TrialConfig
+from trainables.latency import is_latency
 from trainables.trial import Baseline, Progress, TrialResult
 
 SIZE_METRICS = ("flops", "macs", "params")
@@ -26,7 +27,7 @@ def dry_run_trial(cfg: TrialConfig, baseline: Baseline, progress: Progress | Non
     offset = zlib.crc32(f"{cfg.granularity}/{cfg.criterion}".encode()) % 50 / 1000
     robust = min(1.0, base["robust_acc"] * (1 + ratio * (1 - ratio)) + offset - 0.005 * cfg.iterations)
     metrics = {**base, **{f"{k}_baseline": v for k, v in base.items()}}
-    costs = [k for k in base if k in SIZE_METRICS or k.startswith("latency_ms")]
+    costs = [k for k in base if k in SIZE_METRICS or is_latency(k)]
     metrics.update({k: base[k] * (1 - ratio) for k in costs})
     metrics.update({k: robust for k in base if k.startswith("robust_acc")})
     metrics.update(clean_acc=base["clean_acc"] * (1 - 0.2 * ratio ** 2), flops_reduction=ratio,

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from trainables.config import LatencyConfig
-from trainables.latency import machine_description, measure_latency, write_onnx
+from trainables.latency import is_latency, machine_description, measure_latency, write_onnx
 from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
 
 from .tracking import Tracker, find_parent_run, run_row
@@ -74,14 +74,14 @@ def latency_metric_of(parent) -> str:
     """The latency a search optimized (its latency objective), else the one every trial logs."""
     objectives = [k.removeprefix("search.objectives.") for k in parent.data.params
                   if k.startswith("search.objectives.")]
-    return next((m for m in objectives if m.startswith("latency_ms")), "latency_ms")
+    return next((m for m in objectives if is_latency(m)), "latency_ms")
 
 
 def check_latency_logged(front: list[dict], metric: str) -> None:
     """--max-latency-ms needs the bounded latency on every front model (searches logged before
     latency was measured per runtime have only some of them)."""
     if front and not all(metric in r for r in front):
-        logged = sorted({k for r in front for k in r if k.startswith("latency_ms") and not k.endswith("_baseline")})
+        logged = sorted({k for r in front for k in r if is_latency(k) and not k.endswith("_baseline")})
         raise NoModelFits(f"--max-latency-ms: the search's trials logged no '{metric}'; logged: "
                           f"{', '.join(logged) or 'no latency'}")
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainables.latency import is_latency, ratio_key
+
 ACCURACY_METRICS = ("robust_acc", "clean_acc")
 
 
@@ -108,7 +110,7 @@ def latency_ratio(metrics: dict, metric: str) -> float:
     its own node (`latency_ratio_*`), else (intermediate results, dry runs) over the baseline's
     logged latency. Trials that run side by side, or on unlike nodes, time under unlike load:
     only the ratio compares them."""
-    ratio = metrics.get(metric.replace("latency_ms", "latency_ratio", 1))
+    ratio = metrics.get(ratio_key(metric))
     return ratio if ratio is not None else metrics[metric] / metrics[f"{metric}_baseline"]
 
 
@@ -116,8 +118,8 @@ def front_value(row: dict, metric: str, baseline: dict) -> float:
     """The value the front compares: as logged, except a latency, which is its ratio (see
     `latency_ratio`) in units of the baseline's logged latency, so that normalizing by that
     latency gives the ratio back."""
-    if metric.startswith("latency_ms") and metric.replace("latency_ms", "latency_ratio", 1) in row:
-        return row[metric.replace("latency_ms", "latency_ratio", 1)] * float(baseline[metric])
+    if is_latency(metric) and ratio_key(metric) in row:
+        return row[ratio_key(metric)] * float(baseline[metric])
     return row[metric]
 
 
@@ -126,7 +128,7 @@ def objective_values(metrics: dict, objectives: dict[str, str], feasible: bool) 
     or its worst value when infeasible."""
     out = {}
     for metric, mode in objectives.items():
-        if metric.startswith("latency_ms"):
+        if is_latency(metric):
             value = latency_ratio(metrics, metric) if feasible else 1.0
         elif feasible:
             value = metrics[metric]

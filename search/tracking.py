@@ -21,6 +21,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
+from trainables.latency import is_latency
+
 from . import pareto
 from .background_plots import BackgroundPlots
 
@@ -275,7 +277,7 @@ class Tracker:
     def log_stopped_trial(self, trial_id: str, params: dict, result: dict) -> str | None:
         """A trial that mo_asha stopped: KILLED, off the front, with the cost it would have
         had and its last intermediate accuracies (`rung_*`, measured on a small subset)."""
-        cost = {k: v for k, v in result.items() if k in ("flops", "macs", "params") or k.startswith("latency_ms")}
+        cost = {k: v for k, v in result.items() if k in ("flops", "macs", "params") or is_latency(k)}
         run = self._fresh_child(trial_id, params, {
             "stopped_early": "true", "stopped_at_step": str(result["step"]), "pareto": "false",
             "feasible": "true" if result["feasible"] else "false"}, {

@@ -35,6 +35,16 @@ def metric_key(runtime: str, batch_size: int) -> str:
     return f"latency_ms_{runtime}_b{batch_size}"
 
 
+def is_latency(metric: str) -> bool:
+    """`latency_ms` or one of its per-runtime keys (and their `_baseline` twins)."""
+    return metric.startswith("latency_ms")
+
+
+def ratio_key(metric: str) -> str:
+    """The ratio logged beside a latency: latency_ms_torch_b1 -> latency_ratio_torch_b1."""
+    return metric.replace("latency_ms", "latency_ratio", 1)
+
+
 @dataclass(frozen=True)
 class LatencySettings:
     runtimes: tuple[str, ...] = ("torch",)
@@ -167,6 +177,6 @@ def latency_metrics(model: nn.Module, baseline: nn.Module | None, input_shape: t
     metrics = dict(measured["model"])
     if baseline is not None:
         metrics.update({f"{k}_baseline": v for k, v in measured["baseline"].items()})
-        metrics.update({k.replace("latency_ms", "latency_ratio", 1): measured["model"][k] / measured["baseline"][k]
+        metrics.update({ratio_key(k): measured["model"][k] / measured["baseline"][k]
                         for k in [*settings.keys(), "latency_ms"]})
     return metrics

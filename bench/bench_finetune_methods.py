@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from search.tracking import Tracker  # noqa: E402
+from search.tracking.records import SearchRecords  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "robustprune")
 SPACES = {"natural only": "[natural]", "natural, trades, fgsm_rs": "[natural, trades, fgsm_rs]"}
@@ -46,12 +46,12 @@ def summary(uri: str, name: str) -> dict:
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
                 and r.info.status == "FINISHED"]
-    tracker = Tracker(uri, experiment.experiment_id, parent.info.run_id)
+    tests = SearchRecords.open(uri, experiment.experiment_id, parent.info.run_id).tests
     front = []
     for run in children:
         if run.data.tags.get("pareto") != "true":
             continue
-        curve = dict(tracker.robustness_curve(run.info.run_id))
+        curve = dict(tests.robustness_curve(run.info.run_id))
         front.append((run.data.metrics["flops_reduction"], run.data.params.get("finetune_method", "natural"),
                       run.data.metrics.get("test_robust_acc", float("nan")), curve.get(0.1, float("nan"))))
     seconds: dict[str, list[float]] = {}

@@ -23,8 +23,8 @@ from trainables.models.python_factory import carried_code
 from trainables.prune import CRITERIA
 from trainables.registry import one_of
 
-from .pareto import ACCURACY_METRICS
 
+ACCURACY_METRICS = ("robust_acc", "clean_acc")  # objectives to maximize; every other one is a cost
 COST_OBJECTIVES = ("flops", "macs", "params", "latency_ms")  # and latency_ms_<runtime>_b<batch> of `latency`
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 OPTUNA_IN_MEMORY = "memory"  # search.optuna_storage: keep the study in the driver's memory

@@ -47,7 +47,7 @@ def synthetic_resnet20():
 def shared_baselines(tmp_path, tmp_path_factory):
     """For drills whose subject is not the baseline (kills, interrupts): the baselines earlier
     searches of this session trained (every pytest worker's) go into this test's storage path
-    first, where the search's own cache (`runs/baselines`, search/baseline.py) finds them; a
+    first, where the search's own cache (`runs/baselines`, search/driver/baseline.py) finds them; a
     baseline this test's searches train is shared once it ends. Each is published whole, by
     a rename, so no test reads one half-copied."""
     shared = tmp_path_factory.getbasetemp().parent / "shared-baselines"

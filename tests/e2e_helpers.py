@@ -73,7 +73,7 @@ class CliResult:
 def call_cli(capsys, *args) -> CliResult:
     """The CLI's `main` in this process: the same code as the command, without the seconds a
     fresh interpreter spends importing torch and MLflow. For commands that start no Ray."""
-    from search.cli import main
+    from search.commands.cli import main
 
     capsys.readouterr()  # what earlier steps printed
     code = main([str(a) for a in args])

@@ -1,7 +1,7 @@
 """Where a search's worker time went: slots, useful work, efficiency."""
 import pytest
 
-from search.accounting import summary, trial_slots, worker_time
+from search.driver.accounting import summary, trial_slots, worker_time
 
 
 def test_trial_slots_are_capped_by_what_the_cluster_fits():

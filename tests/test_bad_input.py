@@ -2,7 +2,7 @@
 something wrong ends in exit 2, exactly one line on stderr naming the field or file, no
 traceback, and nothing created: no file or folder, no MLflow run or model version, no Ray.
 
-The CLI runs in-process (`search.cli.main`, the console script's entry point) so that the
+The CLI runs in-process (`search.commands.cli.main`, the console script's entry point) so that the
 ~90 cases cost seconds; `test_preflight.py` and the e2e tests run the installed script.
 """
 import io
@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from e2e_helpers import free_port
 from mlflow_store import store_at
-from search.cli import main
+from search.commands.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
@@ -419,7 +419,7 @@ def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr("search.storage.CLOUD_TIMEOUT_S", 2.0)  # no network here: gs:// and s3:// never answer
+    monkeypatch.setattr("search.tracking.storage.CLOUD_TIMEOUT_S", 2.0)  # no network here: gs:// and s3:// never answer
     before, store_before = _tree(tmp_path), _registry_state(world["client"])
 
     code = main([_fill(arg, values) for arg in argv])

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from e2e_helpers import free_port, search_runs, tiny_config, wait_for_http
 from search.config import load_config
-from search.runner import run_search
+from search.driver.runner import run_search
 
 pytestmark = pytest.mark.e2e
 

@@ -312,7 +312,7 @@ def test_export_never_mixes_two_models_in_one_folder(search, capsys):
 
 
 def test_failed_registration_leaves_no_folder_and_no_version(search, monkeypatch):
-    from search import export
+    from search.commands import export
 
     tmp, _, _, uri, _, _ = search
     out = tmp / "export-fails"

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from search.mo_asha import MultiObjectiveASHA
-from search.pareto import crowding_distance, selection_order
+from search.driver.mo_asha import MultiObjectiveASHA
+from search.front.dominance import crowding_distance, selection_order
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 

@@ -200,7 +200,7 @@ ONNX_CELLS = {("torchvision:resnet18", "filter"), ("timm:resnet18", "layer")}
 @pytest.mark.parametrize("name,granularity", [("torchvision:resnet18", "filter"), ("torchvision:resnet18", "layer"),
                                               ("timm:resnet18", "filter"), ("timm:resnet18", "layer")])
 def test_pruned_models_of_other_sources_round_trip_and_export(tmp_path, name, granularity):
-    from search.export import FORMATS
+    from search.commands.export import FORMATS
 
     torch.manual_seed(0)
     arch = _arch(name)

@@ -60,7 +60,7 @@ def test_load_refuses_non_model_files(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "missing", "wrong-weights"])
 def test_corrupt_cached_baseline_is_a_cache_miss_with_a_warning(tmp_path, digits_baseline, capsys, damage):
-    from search.baseline import _folder, load_cached, save
+    from search.driver.baseline import _folder, load_cached, save
 
     cfg, baseline = digits_baseline
     save(str(tmp_path), cfg, "cpu", baseline)

@@ -6,8 +6,8 @@ import pytest
 from ray.tune.search.optuna import OptunaSearch
 
 from search.config import load_config, sampled_point
-from search.no_repeats import NoRepeats, point_key
-from search.space import SAMPLERS, SearchSpace, make_sampler
+from search.driver.no_repeats import NoRepeats, point_key
+from search.driver.space import SAMPLERS, SearchSpace, make_sampler
 
 KEYS = ["objective_flops", "objective_robust_acc"]
 
@@ -70,7 +70,7 @@ def test_a_restored_searcher_adopts_trials_logged_after_its_checkpoint(tmp_path)
     from mlflow.tracking import MlflowClient
 
     from mlflow_store import store_at
-    from search.logged_trials import LoggedTrials
+    from search.tracking.logged_trials import LoggedTrials
 
     uri = store_at(tmp_path / "mlflow.db")
     client = MlflowClient(uri)

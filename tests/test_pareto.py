@@ -3,7 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from search.pareto import hypervolume_2d, non_dominated, reference_point, to_minimization
+from search.front.dominance import hypervolume_2d, non_dominated
+from search.front.objectives import reference_point, to_minimization
 
 
 def brute_force_front(points):
@@ -52,7 +53,7 @@ def test_normalization_uses_baseline_cost_and_raw_accuracy():
 
 
 def test_each_fine_tuning_method_gets_the_front_its_trials_alone_make():
-    from search.pareto import front_figure, method_fronts
+    from search.front.plots import front_figure, method_fronts
 
     def row(i, method, flops, robust, feasible=1):
         return {"run_id": f"r{i}", "criterion": "l1", "granularity": "filter", "ratio": 0.5, "iterations": 1,
@@ -73,7 +74,7 @@ def test_each_fine_tuning_method_gets_the_front_its_trials_alone_make():
 
 
 def test_hypervolume_in_three_objectives_is_the_dominated_volume():
-    from search.pareto import hypervolume
+    from search.front.dominance import hypervolume
 
     ref = np.array([1.0, 1.0, 1.0])
     assert hypervolume(np.array([[0.5, 0.5, 0.5]]), ref) == pytest.approx(0.125)
@@ -90,7 +91,7 @@ def test_hypervolume_in_three_objectives_is_the_dominated_volume():
 
 
 def test_three_objective_plots_colour_the_front_by_the_second_cost(tmp_path):
-    from search.pareto import front_figure, plot_html, plot_png
+    from search.front.plots import front_figure, plot_html, plot_png
 
     objectives = {"flops": "min", "latency_ms_onnxruntime_b1": "min", "robust_acc": "max"}
     rows = [{"run_id": f"r{i}", "criterion": "l1", "granularity": "filter", "ratio": 0.5, "iterations": 1,

@@ -13,7 +13,7 @@ import ray
 
 from e2e_helpers import call_cli, free_port
 from search.config import ConfigError, load_config
-from search.preflight import wait_for_cluster_resources
+from search.driver.preflight import wait_for_cluster_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def _search_folder(tmp_path) -> Path:
 @pytest.mark.e2e  # the second driver is a real `robustprune resume` process
 def test_second_driver_on_a_search_is_refused_in_one_line(tmp_path):
     from e2e_helpers import CLI
-    from search.lock import search_lock
+    from search.driver.lock import search_lock
 
     folder = _search_folder(tmp_path)
     with search_lock(str(folder)):  # this process is the running driver; the second is a real process
@@ -98,7 +98,7 @@ def test_second_driver_on_a_search_is_refused_in_one_line(tmp_path):
 
 
 def test_lock_of_a_dead_driver_on_this_host_is_taken_over(tmp_path):
-    from search.lock import search_lock
+    from search.driver.lock import search_lock
 
     folder = _search_folder(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -116,7 +116,7 @@ def test_lock_of_a_dead_driver_on_this_host_is_taken_over(tmp_path):
                                                  (None, "auto", False), ("auto", None, False),
                                                  ("10.0.0.1:6379", "local", False)])
 def test_the_local_resource_check_applies_where_ray_init_starts_its_own_ray(address, env, local, monkeypatch):
-    from search.preflight import starts_local_ray
+    from search.driver.preflight import starts_local_ray
 
     if env is None:
         monkeypatch.delenv("RAY_ADDRESS", raising=False)

@@ -9,7 +9,7 @@ import ray
 from ray import tune
 from ray.util.placement_group import placement_group, remove_placement_group
 
-from search.prestarted_workers import use_prestarted_workers
+from search.driver.prestarted_workers import use_prestarted_workers
 
 pytestmark = pytest.mark.e2e  # a real local Ray
 

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from search.config import load_config
-from search.space import SAMPLERS, SearchSpace, make_sampler
+from search.driver.space import SAMPLERS, SearchSpace, make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "robustprune")
@@ -50,7 +50,7 @@ def test_imagenet_config_validates_and_its_network_is_built_for_its_data(tmp_pat
 
     sys.path.insert(0, str(ROOT / "tests"))
     from image_data import write_image_folder
-    from search.preflight import check_model_fits_data
+    from search.driver.preflight import check_model_fits_data
 
     folder = write_image_folder(tmp_path / "imagenet", train_per_class=3, val_per_class=1, size=16)
     cfg = load_config(ROOT / "configs" / "imagenet-resnet50.yaml", [f"data.data_dir={folder}", "model.weights=null",
@@ -126,7 +126,7 @@ def test_every_sampler_is_buildable():
 
 
 def test_infeasible_trials_get_the_worst_objective_values():
-    from search.pareto import objective_values
+    from search.front.objectives import objective_values
 
     m = {"flops": 10.0, "flops_baseline": 100.0, "robust_acc": 0.6}
     objectives = {"flops": "min", "robust_acc": "max"}
@@ -138,7 +138,7 @@ def test_infeasible_trials_get_the_worst_objective_values():
 def test_a_latency_objective_is_the_ratio_to_the_baseline_timed_beside_the_trial():
     """A trial timed beside another (or on a slower node) measures its baseline slower too:
     the searcher is told the ratio, never the raw milliseconds against another time's baseline."""
-    from search.pareto import objective_values
+    from search.front.objectives import objective_values
 
     objectives = {"latency_ms_onnxruntime_b1": "min", "robust_acc": "max"}
     final = {"latency_ms_onnxruntime_b1": 0.049, "latency_ms_onnxruntime_b1_baseline": 0.070,

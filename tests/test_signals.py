@@ -1,4 +1,4 @@
-"""Unit tests of search/signals.py: a stop is never lost in a finalizer, and a shutdown that
+"""Unit tests of search/driver/signals.py: a stop is never lost in a finalizer, and a shutdown that
 hangs on a library's idle thread still ends with the command's status."""
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from search.signals import stopping_like_ctrl_c
+from search.driver.signals import stopping_like_ctrl_c
 
 
 class _InterruptedWhileFinalized:
@@ -26,7 +26,7 @@ def test_an_interrupt_raised_in_a_finalizer_is_raised_again_outside_it():
 
 
 def test_a_shutdown_held_by_an_idle_thread_exits_with_the_status_in_time():
-    code = ("import threading; from search.signals import exit_within; "
+    code = ("import threading; from search.driver.signals import exit_within; "
             "threading.Thread(target=threading.Event().wait).start(); exit_within(0.5, 143)")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
@@ -40,7 +40,7 @@ def test_a_port_whose_server_just_stopped_can_be_served_again():
     again at once must not call the port taken (servers listen with SO_REUSEADDR)."""
     import socket
 
-    from search.cli import _check_port_free
+    from search.commands.cli import _check_port_free
 
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's, which MLflow serves with

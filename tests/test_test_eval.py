@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from search.baseline import baseline_test_metrics
+from search.driver.baseline import baseline_test_metrics
 from trainables.data import load_dataset
 from trainables.test_eval import (TEST_PART_SIZE, evaluate_test_part, final_eval_images, final_eval_key,
                                   final_evaluation, join_test_parts, part_count)

@@ -9,8 +9,8 @@ DRIVER_ONLY = ["mlflow", "optuna", "matplotlib"]
 
 
 @pytest.mark.parametrize("module, not_imported", [
-    ("search.trial_worker", DRIVER_ONLY),
-    ("search.final_eval_task", DRIVER_ONLY + ["ray.tune", "pandas"]),
+    ("search.driver.trial_worker", DRIVER_ONLY),
+    ("search.driver.final_eval_task", DRIVER_ONLY + ["ray.tune", "pandas"]),
 ])
 def test_a_worker_module_leaves_the_drivers_modules_out(module, not_imported):
     probe = (f"import sys, ray, {module}; "

@@ -2,7 +2,7 @@
 
 The seeded test subset is cut into parts of TEST_PART_SIZE images, in order; each part
 gets the whole final suite and the robustness curve, and the parts' per-image results are
-joined. Parts are what a cluster spreads over its workers (search/final_eval.py), and
+joined. Parts are what a cluster spreads over its workers (search/driver/final_eval.py), and
 their size never depends on how many workers there are, so a model's test numbers are the
 same wherever and however it is measured (`robustprune trial` runs the parts in turn).
 """

@@ -1,6 +1,6 @@
 """Export a model from the Pareto front: pick under a constraint, write deployable files,
 a model card, and register it in the MLflow Model Registry with alias `best` (a pyfunc
-that loads without unpickling: see pyfunc_model.py).
+that loads without unpickling: see search/tracking/pyfunc_model.py).
 """
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from trainables.config import LatencyConfig
 from trainables.latency import is_latency, machine_description, measure_latency, write_onnx
 from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
 
-from .tracking import Tracker, find_parent_run, run_row
+from ..tracking.lookup import find_parent_run
+from ..tracking.records import SearchRecords
+from ..tracking.schema import run_row
 
 
 class NoModelFits(LookupError):
@@ -139,10 +141,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _records(tracking_uri: str, parent) -> SearchRecords:
+    return SearchRecords.open(tracking_uri, parent.info.experiment_id, parent.info.run_id)
+
+
 def front_rows(tracking_uri: str, parent) -> list[dict]:
     """The finished child runs of a search tagged as on its front."""
-    tracker = Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id)
-    return [run_row(r) for r in tracker.child_runs("FINISHED") if r.data.tags.get("pareto") == "true"]
+    finished = _records(tracking_uri, parent).trials.runs("FINISHED")
+    return [run_row(r) for r in finished if r.data.tags.get("pareto") == "true"]
 
 
 def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[str], constraints: Constraints,
@@ -182,8 +188,8 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
             "experiment": experiment, "search_run_id": parent.info.run_id, "source_run_id": run.info.run_id,
             "constraints": constraints.describe(), "input_shape": list(example.shape[1:]),
             "params": dict(run.data.params), "metrics": dict(run.data.metrics),
-            "test_robustness_curve": Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id)
-            .robustness_curve(run.info.run_id), "search_config": search_config,
+            "test_robustness_curve": _records(tracking_uri, parent).tests.robustness_curve(run.info.run_id),
+            "search_config": search_config,
             "files": {fmt: {"file": name, "sha256": _sha256(staged / name)} for fmt, name in files.items()},
             "latency": export_latency(model, payload["spec"]["input_shape"], search_config),
         }
@@ -229,7 +235,7 @@ def _remove_tree(folder: Path, within_s: float = 10.0) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+PYFUNC_FILE = Path(__file__).parents[1] / "tracking" / "pyfunc_model.py"
 
 
 def _log_safe_model(run_id: str, model_file: Path, model: nn.Module, example: torch.Tensor):

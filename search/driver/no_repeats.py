@@ -24,8 +24,8 @@ import random
 import optuna
 from ray.tune.search import Searcher
 
-from .config import sampled_point
-from .logged_trials import LoggedTrials, MeasuredPoint
+from ..config import sampled_point
+from ..tracking.logged_trials import LoggedTrials, MeasuredPoint
 from .space import SearchSpace
 
 MAX_REDRAWS = 64  # after as many known points in a row, run the last one anyway

@@ -26,19 +26,19 @@ from trainables.trial import Baseline
 
 from .accounting import summary, trial_slots, worker_time
 from .baseline import baseline_test_metrics, get_baseline
-from .config import SearchConfig
+from ..config import SearchConfig
 from .final_eval import FrontEvaluation, measure_on_test
 from .lock import search_lock
-from .logged_trials import LoggedTrials, MeasuredPoint
+from ..tracking.logged_trials import LoggedTrials, MeasuredPoint
 from .mo_asha import MultiObjectiveASHA
 from .no_repeats import NoRepeats
 from .preflight import preflight, wait_for_cluster_resources
 from .prestarted_workers import use_prestarted_workers
 from .signals import reclaim_stop_signals
-from .report import log_report
+from ..tracking.report import log_report
 from .space import SearchSpace, make_sampler, optuna_storage
-from .storage import read_bytes, write_bytes
-from .tracking import Tracker
+from ..tracking.storage import read_bytes, write_bytes
+from ..tracking.records import SearchRecords
 from .trial_logger import TrialLogger
 from .trial_worker import pruning_trial
 from .warm_start import measured_points
@@ -136,7 +136,7 @@ def _fit_tuner(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path: str,
+def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experiment_path: str,
          baseline_test: dict, searcher: NoRepeats | None = None,
          final_eval: FrontEvaluation | None = None) -> SearchOutcome:
     """Run the tuner, then (when every trial ran) the front's final test evaluation; the
@@ -144,13 +144,13 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
     in one go: its count of proposals answered from the cache and where its workers' time
     went are logged (a resumed search's searcher is inside Tune, and its wall time has a gap).
     `final_eval` is the one the search's TrialLogger may have started early."""
-    final_eval = final_eval or FrontEvaluation(tracker, cfg)
-    with tracker.ending_on_error():
-        tracker.log_baseline_test(baseline_test)
+    final_eval = final_eval or FrontEvaluation(records, cfg)
+    with records.parent.ending_on_error():
+        records.tests.log_baseline(baseline_test)
         started = time.monotonic()
         grid, interrupted = _fit_tuner(tuner)
         tune_wall_s = time.monotonic() - started
-        TrialLogger(tracker, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
+        TrialLogger(records, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
         errored = grid.num_errors
         finished = sum(r.checkpoint is not None for r in grid)
         out_of_time = cfg.search.time_budget_s is not None and tune_wall_s >= cfg.search.time_budget_s
@@ -158,30 +158,30 @@ def _fit(tuner: tune.Tuner, tracker: Tracker, cfg: SearchConfig, experiment_path
         # A resumed search also counts the trials it adopted (logged after Tune's checkpoint).
         complete = not interrupted and grid.num_terminated + errored == len(grid) and (
             out_of_time or len(grid) >= cfg.search.num_samples
-            or len(grid) + len(_logged_outside(grid, tracker, cfg)) >= cfg.search.num_samples)
-        front = tracker.update_pareto(cfg.search.objectives, final=True).front  # its plots: drawn meanwhile
+            or len(grid) + len(_logged_outside(grid, records, cfg)) >= cfg.search.num_samples)
+        front = records.front.update(cfg.search.objectives, final=True).front  # its plots: drawn meanwhile
         started = time.monotonic()
         # An unfinished search gets no final evaluation: what was started early is cancelled.
         evaluated, test_compute_s = final_eval.finish(front if complete and not cfg.search.dry_run else [])
         test_wall_s = time.monotonic() - started
         if evaluated:  # pareto.csv and the description with test columns
-            front = tracker.update_pareto(cfg.search.objectives, final=True, plots=False).front
-            tracker.log_robustness_curves(front)
+            front = records.front.update(cfg.search.objectives, final=True, plots=False).front
+            records.tests.log_robustness_curves(front)
         if searcher is not None:
-            _log_worker_time(tracker, cfg, tune_wall_s, test_wall_s, test_compute_s)
-            tracker.log_parent_metrics({"proposals_answered_from_cache": searcher.answered_from_cache})
+            _log_worker_time(records, cfg, tune_wall_s, test_wall_s, test_compute_s)
+            records.parent.log_metrics({"proposals_answered_from_cache": searcher.answered_from_cache})
         try:
-            log_report(tracker)
+            log_report(records)
         except Exception as e:  # the search's results are logged; the page is a view of them
             print(f"[robustprune] WARNING: report.html not logged ({e!r}); `robustprune report` makes it", flush=True)
-    tracker.finish("FINISHED" if complete else "KILLED")
-    return SearchOutcome(cfg.experiment.name, experiment_path, tracker.parent_run_id, tracker.tracking_uri,
+    records.parent.finish("FINISHED" if complete else "KILLED")
+    return SearchOutcome(cfg.experiment.name, experiment_path, records.parent.run_id, records.parent.tracking_uri,
                          finished, errored, front, complete)
 
 
-def _logged_outside(grid: tune.ResultGrid, tracker: Tracker, cfg: SearchConfig) -> set[str]:
-    """Trial ids the tracker logged (finished or stopped early) that Tune's results lack."""
-    return set(LoggedTrials.of(tracker, cfg.search.objectives).read()) - {r.metrics.get("trial_id") for r in grid}
+def _logged_outside(grid: tune.ResultGrid, records: SearchRecords, cfg: SearchConfig) -> set[str]:
+    """Trial ids the records logged (finished or stopped early) that Tune's results lack."""
+    return set(LoggedTrials.of(records, cfg.search.objectives).read()) - {r.metrics.get("trial_id") for r in grid}
 
 
 def _slots(cfg: SearchConfig) -> int:
@@ -190,11 +190,11 @@ def _slots(cfg: SearchConfig) -> int:
                        ray.cluster_resources())
 
 
-def _log_worker_time(tracker: Tracker, cfg: SearchConfig, tune_wall_s: float, test_wall_s: float,
+def _log_worker_time(records: SearchRecords, cfg: SearchConfig, tune_wall_s: float, test_wall_s: float,
                      test_compute_s: float) -> None:
-    metrics = worker_time(tracker.trial_compute_seconds(), test_compute_s, tune_wall_s, test_wall_s,
-                          tracker.parent_seconds(), _slots(cfg))
-    tracker.log_parent_metrics(metrics)
+    metrics = worker_time(records.trials.compute_seconds(), test_compute_s, tune_wall_s, test_wall_s,
+                          records.parent.seconds(), _slots(cfg))
+    records.parent.log_metrics(metrics)
     print(f"[robustprune] {summary(metrics)}", flush=True)
 
 
@@ -220,7 +220,7 @@ def _resolved_records(cfg: SearchConfig) -> dict:
     return records
 
 
-def _searcher(cfg: SearchConfig, name: str, tracker: Tracker, warm: list[MeasuredPoint]) -> NoRepeats:
+def _searcher(cfg: SearchConfig, name: str, records: SearchRecords, warm: list[MeasuredPoint]) -> NoRepeats:
     """Optuna (multi-objective, its study in an RDB storage when there is one) behind the
     no-repeat cache, seeded with a warm start's points."""
     objectives = cfg.search.objectives
@@ -231,11 +231,11 @@ def _searcher(cfg: SearchConfig, name: str, tracker: Tracker, warm: list[Measure
                                       sampler=make_sampler(cfg.search, cfg.experiment.seed), study_name=name,
                                       storage=optuna_storage(study_storage)), objective_keys,
                          space, cfg.experiment.seed, cfg.search.num_samples,
-                         LoggedTrials.of(tracker, objectives))
-    tracker.set_parent_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
+                         LoggedTrials.of(records, objectives))
+    records.parent.set_tags({"optuna_storage": study_storage or "in memory", "optuna_study": name})
     if cfg.search.warm_start:
         seeded = searcher.add_measured(warm)
-        tracker.log_parent_metrics({"warm_start_points": seeded})
+        records.parent.log_metrics({"warm_start_points": seeded})
         print(f"[robustprune] warm start: {seeded} measured points of '{cfg.search.warm_start}' seed the "
               f"sampler ({len(warm) - seeded} outside this space)", flush=True)
     return searcher
@@ -256,15 +256,15 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
     with search_lock(experiment_path):
         uri = cfg.experiment.resolved_tracking_uri()
         config_doc = cfg.model_dump(mode="json")
-        tracker = Tracker.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics,
+        records = SearchRecords.start(uri, cfg.experiment.name, config_doc, experiment_path, baseline.metrics,
                                 _resolved_records(cfg))
-        with tracker.ending_on_error():
-            record = {"parent_run_id": tracker.parent_run_id, "tracking_uri": uri, "config": config_doc}
+        with records.parent.ending_on_error():
+            record = {"parent_run_id": records.parent.run_id, "tracking_uri": uri, "config": config_doc}
             write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
             objectives = cfg.search.objectives
-            searcher = _searcher(cfg, name, tracker, warm)
+            searcher = _searcher(cfg, name, records, warm)
             scheduler = SCHEDULERS[cfg.search.scheduler](cfg)
-            final_eval = None if cfg.search.dry_run else FrontEvaluation(tracker, cfg)
+            final_eval = None if cfg.search.dry_run else FrontEvaluation(records, cfg)
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
@@ -274,12 +274,12 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
-                    callbacks=[TrialLogger(tracker, objectives, cfg.experiment.seed, cfg.search.num_samples,
+                    callbacks=[TrialLogger(records, objectives, cfg.experiment.seed, cfg.search.num_samples,
                                            scheduler, final_eval, _slots(cfg))],
                     verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
-        print(f"[robustprune] experiment {experiment_path} | MLflow run {tracker.parent_run_id} at {uri}",
+        print(f"[robustprune] experiment {experiment_path} | MLflow run {records.parent.run_id} at {uri}",
               flush=True)
-        return _fit(tuner, tracker, cfg, experiment_path, baseline_test, searcher, final_eval)
+        return _fit(tuner, records, cfg, experiment_path, baseline_test, searcher, final_eval)
 
 
 def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:
@@ -292,8 +292,8 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
         init_ray(address)
         wait_for_cluster_resources(cfg, ray.cluster_resources)
         baseline, baseline_test, _ = _baseline_for(cfg)
-        tracker = Tracker.reopen(doc["tracking_uri"], doc["parent_run_id"])
+        records = SearchRecords.reopen(doc["tracking_uri"], doc["parent_run_id"])
         tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
-        print(f"[robustprune] resuming {experiment_path} | MLflow run {tracker.parent_run_id}", flush=True)
-        return _fit(tuner, tracker, cfg, experiment_path, baseline_test)
+        print(f"[robustprune] resuming {experiment_path} | MLflow run {records.parent.run_id}", flush=True)
+        return _fit(tuner, records, cfg, experiment_path, baseline_test)

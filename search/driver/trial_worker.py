@@ -16,9 +16,9 @@ from trainables.store import save_model
 from trainables.train import use_cpus
 from trainables.trial import Baseline, Progress, run_trial
 
-from .config import SearchConfig, sampled_point
+from ..config import SearchConfig, sampled_point
 from .dry_run import dry_run_trial
-from .pareto import objective_values
+from ..front.objectives import objective_values
 
 
 def with_objectives(metrics: dict, cfg: SearchConfig) -> dict:

@@ -14,7 +14,7 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import ConfigError
+from ..config import ConfigError
 
 LOCK_FILE = "robustprune.lock"
 

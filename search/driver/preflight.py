@@ -12,8 +12,8 @@ from pathlib import Path
 
 from trainables.errors import first_line
 
-from .config import OPTUNA_IN_MEMORY, ConfigError, SearchConfig
-from .storage import check_reachable, is_local
+from ..config import OPTUNA_IN_MEMORY, ConfigError, SearchConfig
+from ..tracking.storage import check_reachable, is_local
 
 HTTP_TIMEOUT_S = 5
 TRACKING_SCHEMES = {"sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks"}

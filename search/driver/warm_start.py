@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ConfigError, SearchConfig
-from .logged_trials import MeasuredPoint, measured_point
-from .tracking import Tracker, find_parent_run, flatten
+from ..config import ConfigError, SearchConfig
+from ..tracking.logged_trials import MeasuredPoint, measured_point
+from ..tracking.lookup import find_parent_run
+from ..tracking.records import SearchRecords
+from ..tracking.schema import flatten
 
 FIELD = "search.warm_start"
 
@@ -35,5 +37,5 @@ def measured_points(tracking_uri: str, cfg: SearchConfig) -> list[MeasuredPoint]
         if parent.data.params.get(key) != value:
             raise ConfigError(f"{FIELD}: '{name}' searched {key}={parent.data.params.get(key)} but this search has "
                               f"{key}={value}; allowed: a search of the same model, data and objectives")
-    children = Tracker(tracking_uri, parent.info.experiment_id, parent.info.run_id).child_runs("FINISHED")
+    children = SearchRecords.open(tracking_uri, parent.info.experiment_id, parent.info.run_id).trials.runs("FINISHED")
     return [measured_point(run, cfg.search.objectives) for run in children]

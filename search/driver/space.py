@@ -11,7 +11,7 @@ from typing import Callable
 
 import optuna
 
-from .config import SearchSettings, SpaceConfig
+from ..config import SearchSettings, SpaceConfig
 
 
 class SearchSpace:

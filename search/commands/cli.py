@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from trainables.config import format_validation_error
 from trainables.data import DatasetUnavailable
 
-from .config import ConfigError, parse_overrides, read_yaml_mapping
-from .signals import exit_status, exit_within, stopping_like_ctrl_c
+from ..config import ConfigError, parse_overrides, read_yaml_mapping
+from ..driver.signals import exit_status, exit_within, stopping_like_ctrl_c
 
 EXIT_USAGE = 2
 SHUTDOWN_GRACE_S = 15  # after a stopping signal, for atexit work (Ray's shutdown) before the exit is forced
@@ -186,7 +186,7 @@ def add_trial_parser(sub) -> None:
 
 
 def _print_outcome(outcome) -> None:
-    from .pareto import front_table
+    from ..front.table import front_table
 
     state = "finished" if outcome.complete else "stopped early"
     print(f"\nsearch {state}: {outcome.finished} trials finished, {outcome.errored} failed")
@@ -201,10 +201,10 @@ def _print_outcome(outcome) -> None:
 
 
 def cmd_run(args) -> int:
-    from .config import load_config
+    from ..config import load_config
 
     cfg = load_config(args.config, args.set or [])  # validated before Ray or MLflow is touched
-    from .runner import run_search
+    from ..driver.runner import run_search
 
     outcome = run_search(cfg, address=args.address)
     _print_outcome(outcome)
@@ -212,7 +212,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from .runner import SearchFileError, resume_search
+    from ..driver.runner import SearchFileError, resume_search
 
     try:
         outcome = resume_search(args.experiment_path, address=args.address)
@@ -224,8 +224,8 @@ def cmd_resume(args) -> int:
 
 def _tracking_uri(args) -> str:
     """The store pareto/export/ui read, checked first (a server that is down, a corrupt file)."""
-    from .config import ExperimentConfig
-    from .preflight import check_tracking_uri
+    from ..config import ExperimentConfig
+    from ..driver.preflight import check_tracking_uri
 
     uri = ExperimentConfig(tracking_uri=args.tracking_uri).resolved_tracking_uri()
     check_tracking_uri(uri)
@@ -234,8 +234,8 @@ def _tracking_uri(args) -> str:
 
 def cmd_pareto(args) -> int:
     from .export import front_rows
-    from .pareto import front_table
-    from .tracking import find_parent_run
+    from ..front.table import front_table
+    from ..tracking.lookup import find_parent_run
 
     uri = _tracking_uri(args)
     try:
@@ -251,7 +251,7 @@ def cmd_pareto(args) -> int:
 
 def _say_if_unfinished(parent) -> None:
     """A front read from a search that is not FINISHED is partial: say why and what to do."""
-    from .lock import driver_state
+    from ..driver.lock import driver_state
 
     status, path = parent.info.status, parent.data.tags.get("experiment_path", "EXPERIMENT_PATH")
     if status == "FINISHED":
@@ -270,7 +270,7 @@ def _say_if_unfinished(parent) -> None:
 
 def cmd_export(args) -> int:
     from .export import FORMATS, Constraints, ExportTargetTaken, NoModelFits, export_model
-    from .tracking import find_parent_run
+    from ..tracking.lookup import find_parent_run
 
     from trainables.registry import one_of
 
@@ -297,7 +297,8 @@ def cmd_export(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import write_report
-    from .tracking import Tracker, find_parent_run
+    from ..tracking.lookup import find_parent_run
+    from ..tracking.records import SearchRecords
 
     out = Path(args.out)
     if out.is_dir():
@@ -307,7 +308,7 @@ def cmd_report(args) -> int:
         parent = find_parent_run(uri, args.experiment, args.run_id)
     except LookupError as e:
         raise UsageError(str(e)) from None
-    write_report(Tracker(uri, parent.info.experiment_id, parent.info.run_id), out)
+    write_report(SearchRecords.open(uri, parent.info.experiment_id, parent.info.run_id), out)
     print(f"wrote {out}: self-contained, opens offline; also logged to run {parent.info.run_id} as report.html")
     _say_if_unfinished(parent)
     return 0
@@ -330,13 +331,13 @@ def cmd_ui(args) -> int:
     import os
     import subprocess
 
-    from .signals import stop_process_group
+    from ..driver.signals import stop_process_group
 
     uri = _tracking_uri(args)
     _check_port_free(args.host, args.port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
            "--port", str(args.port), "--workers", str(args.workers)]
-    from .tracking import runs_page
+    from ..tracking.lookup import runs_page
 
     base = f"http://{args.host}:{args.port}/"
     page = runs_page(uri, args.experiment)

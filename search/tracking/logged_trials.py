@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .pareto import finetune_method_of, objective_values
-from .tracking import TRIAL_TAG, Tracker, stopped_early
+from ..front.objectives import finetune_method_of, objective_values
+from .records import SearchRecords
+from .schema import TRIAL_TAG, stopped_early
 
 
 @dataclass(frozen=True)
@@ -27,21 +28,22 @@ def measured_point(run, objectives: dict[str, str]) -> MeasuredPoint:
 @dataclass(frozen=True)
 class LoggedTrials:
     """Where a search logs its trials: small and picklable, so the searcher can carry it
-    into Tune's checkpoint and read the tracker back on `resume`."""
+    into Tune's checkpoint and read the records back on `resume`."""
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
     objectives: dict[str, str]
 
     @classmethod
-    def of(cls, tracker: Tracker, objectives: dict[str, str]) -> "LoggedTrials":
-        return cls(tracker.tracking_uri, tracker.experiment_id, tracker.parent_run_id, objectives)
+    def of(cls, records: SearchRecords, objectives: dict[str, str]) -> "LoggedTrials":
+        parent = records.parent
+        return cls(parent.tracking_uri, parent.experiment_id, parent.run_id, objectives)
 
     def read(self) -> dict[str, MeasuredPoint | None]:
         """Ray trial id -> measured point of every trial logged as finished, or None for one
         stopped early by mo_asha (it used a trial, but has no objective values)."""
         out = {}
-        for run in Tracker(self.tracking_uri, self.experiment_id, self.parent_run_id).child_runs():
+        for run in SearchRecords.open(self.tracking_uri, self.experiment_id, self.parent_run_id).trials.runs():
             trial_id = run.data.tags.get(TRIAL_TAG)
             if trial_id is None:
                 continue

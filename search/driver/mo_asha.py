@@ -16,7 +16,7 @@ import math
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from .pareto import selection_order
+from ..front.dominance import selection_order
 
 
 class MultiObjectiveASHA(FIFOScheduler):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ray import tune
 
-from .config import sampled_point
+from ..config import sampled_point
 from .final_eval import FrontEvaluation
 from .mo_asha import MultiObjectiveASHA
-from .tracking import Tracker
+from ..tracking.records import SearchRecords
 
 
 def resident_memory_mb() -> float:
@@ -34,10 +34,10 @@ def resident_memory_mb() -> float:
 class TrialLogger(tune.Callback):
     """Logs each finished trial to MLflow, keeps the front live, prints one line per trial."""
 
-    def __init__(self, tracker: Tracker, objectives: dict[str, str], seed: int, total: int,
+    def __init__(self, records: SearchRecords, objectives: dict[str, str], seed: int, total: int,
                  scheduler: MultiObjectiveASHA | None = None, final_eval: FrontEvaluation | None = None,
                  slots: int = 0):
-        self.tracker, self.objectives, self.seed, self.total = tracker, objectives, seed, total
+        self.records, self.objectives, self.seed, self.total = records, objectives, seed, total
         self.scheduler = scheduler  # which trials it stopped (pickled with it into Tune's tuner.pkl for resume)
         self.final_eval, self.slots = final_eval, slots  # the front's final evaluation, started on idle slots
         self.front: list[dict] = []
@@ -90,7 +90,7 @@ class TrialLogger(tune.Callback):
 
     def on_experiment_end(self, trials, **info):
         try:  # the last trial's driver cost; a tracking problem here must not fail the finished search
-            self.tracker.flush_parent_metrics()
+            self.records.parent.flush_metrics()
         except Exception as e:
             print(f"[robustprune] WARNING: MLflow logging of the driver's cost failed: {e!r}", flush=True)
 
@@ -101,7 +101,7 @@ class TrialLogger(tune.Callback):
         next trial's front update, so logging them costs no MLflow call of its own."""
         self.logged += 1
         wall, cpu = start
-        self.tracker.queue_parent_metrics({"driver_bookkeeping_ms": (time.perf_counter() - wall) * 1000,
+        self.records.parent.queue_metrics({"driver_bookkeeping_ms": (time.perf_counter() - wall) * 1000,
                                          "driver_bookkeeping_cpu_ms": (time.thread_time() - cpu) * 1000,
                                          "driver_rss_mb": resident_memory_mb()}, step=self.logged)
 
@@ -111,12 +111,12 @@ class TrialLogger(tune.Callback):
         p = self._params(config)
         with checkpoint.as_directory() as d:
             metrics = json.loads((Path(d) / "metrics.json").read_text())
-            run_id = self.tracker.log_trial(trial_id, p, metrics, Path(d), tags)
+            run_id = self.records.trials.log_finished(trial_id, p, metrics, Path(d), tags)
         if run_id is None:
             if not quiet:
                 print(f"[robustprune] already logged: trial {trial_id} (kept its MLflow run)", flush=True)
             return
-        state = self.tracker.update_pareto(self.objectives)
+        state = self.records.front.update(self.objectives)
         self.front = state.front
         on_front = any(r["run_id"] == run_id for r in state.front)
         print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
@@ -127,7 +127,7 @@ class TrialLogger(tune.Callback):
 
     def _log_stopped(self, trial_id: str, config: dict, result: dict) -> None:
         p = self._params(config)
-        if self.tracker.log_stopped_trial(trial_id, p, result) is None:
+        if self.records.trials.log_stopped(trial_id, p, result) is None:
             return
         print(f"[robustprune] trial {trial_id} {p['criterion']:>12} {p['granularity']:<6} ratio={p['ratio']:.2f} "
               f"it={p['iterations']} | stopped early by mo_asha after {result['step']} fine-tune epoch(s): "
@@ -141,6 +141,6 @@ class TrialLogger(tune.Callback):
         error = trial.get_error()
         print(f"[robustprune] trial {trial.trial_id} FAILED: {error!r}"[:400], flush=True)
         try:
-            self.tracker.log_failed_trial(trial.trial_id, self._params(trial.config), repr(error))
+            self.records.trials.log_failed(trial.trial_id, self._params(trial.config), repr(error))
         except Exception as e:
             print(f"[robustprune] WARNING: MLflow logging of failed trial {trial.trial_id} failed: {e!r}", flush=True)

@@ -17,9 +17,9 @@ import ray
 from trainables.store import payload_digest
 from trainables.test_eval import join_test_parts, part_count
 
-from .config import SearchConfig
+from ..config import SearchConfig
 from .final_eval_task import final_eval_part_task
-from .tracking import Tracker
+from ..tracking.records import SearchRecords
 
 DONE_METRIC = "test_robust_acc"  # present on a run once its final evaluation is logged
 COMPUTE_METRIC = "test_eval_seconds"  # the worker time a model's final evaluation took, all parts together
@@ -62,8 +62,8 @@ class FrontEvaluation:
     models that left the front, and waits. Selection is unaffected: the front is decided on
     validation whatever these tasks measure."""
 
-    def __init__(self, tracker: Tracker, cfg: SearchConfig):
-        self.tracker, self.cfg = tracker, cfg
+    def __init__(self, records: SearchRecords, cfg: SearchConfig):
+        self.records, self.cfg = records, cfg
         self._tasks: _PartTasks | None = None  # made on first use: the driver may never need Ray tasks
         self._digest: dict[str, str] = {}  # run id -> its model's digest (a point sampled twice: one model)
         self._refs: dict[str, list] = {}  # model digest -> its parts' task refs
@@ -75,7 +75,7 @@ class FrontEvaluation:
         for run_id in run_ids:
             if self._digest.get(run_id) in self._refs:
                 continue
-            payload = self.tracker.model_payload(run_id)
+            payload = self.records.trials.model_payload(run_id)
             digest = payload_digest(payload)
             if digest not in self._refs:
                 self._refs[digest] = self._tasks.submit(payload)
@@ -110,5 +110,5 @@ class FrontEvaluation:
               f"attacks: {', '.join(s.name for s in template.final_attack_specs())})", flush=True)
         measured = {digest: _joined(refs) for digest, refs in self._refs.items()}
         for run_id in todo:
-            self.tracker.log_final_evaluation(run_id, measured[self._digest[run_id]])
+            self.records.tests.log(run_id, measured[self._digest[run_id]])
         return len(todo), sum(m[COMPUTE_METRIC] for m in measured.values())

@@ -24,7 +24,7 @@ from trainables.test_eval import final_eval_key
 from trainables.train import use_cpus
 from trainables.trial import Baseline, baseline_key, train_baseline
 
-from .storage import read_bytes, write_bytes
+from ..tracking.storage import read_bytes, write_bytes
 
 
 def _folder(storage_path: str, cfg: TrialConfig, device_type: str) -> str:

@@ -1,9 +1,9 @@
-"""`robustprune report`: one self-contained HTML page per search (no script or image
+"""A search's report: one self-contained HTML page per search (no script or image
 fetched from anywhere: plotly.js and the PNGs are inlined), so it opens offline and can
 be mailed. It holds what the search is, its hypervolume, the front table, the
 interactive front (one point per finished trial), the hypervolume and robustness-curve
 plots, and the config. Read-only on the store, apart from logging the page to the
-search's parent run."""
+search's parent run (the driver does at the end of a search; `robustprune report` on demand)."""
 from __future__ import annotations
 
 import base64
@@ -11,10 +11,10 @@ import html
 import tempfile
 from pathlib import Path
 
-from trainables.store import write_text_atomic
-
-from . import pareto
-from .tracking import Tracker, run_row
+from ..front.plots import front_figure, plot_hypervolume
+from ..front.table import FRONT_HEADERS, front_cells
+from .records import SearchRecords
+from .schema import run_row
 
 REPORT_FILE = "report.html"
 
@@ -25,35 +25,35 @@ def _png_tag(path: Path, alt: str) -> str:
 
 
 def _front_table(front: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in pareto.FRONT_HEADERS)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in pareto.front_cells(r)) +
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in FRONT_HEADERS)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in front_cells(r)) +
                    f"<td>{html.escape(r['run_id'])}</td></tr>" for r in front)
     return f'<table id="front"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
-def build_report(tracker: Tracker) -> str:
+def build_report(records: SearchRecords) -> str:
     """The page's HTML, from the parent run and its children as they are now."""
-    client = tracker.client
-    parent = client.get_run(tracker.parent_run_id)
+    client, parent_id = records.parent.client, records.parent.run_id
+    parent = client.get_run(parent_id)
     params = parent.data.params
     objectives = {k.removeprefix("search.objectives."): v for k, v in params.items()
                   if k.startswith("search.objectives.")}
-    baseline = tracker.baseline_metrics()
-    finished = [r for r in tracker.child_runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
+    baseline = records.parent.baseline_metrics()
+    finished = [r for r in records.trials.runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
     rows = [run_row(r) for r in finished]
     front_ids = {r.info.run_id for r in finished if r.data.tags.get("pareto") == "true"}
     front = sorted((row for row in rows if row["run_id"] in front_ids), key=lambda r: -r["robust_acc"])
-    plot = (pareto.front_figure(rows, front_ids, objectives, baseline).to_html(
+    plot = (front_figure(rows, front_ids, objectives, baseline).to_html(
         full_html=False, include_plotlyjs=True, div_id="front-plot") if rows else "<p>No finished trial yet.</p>")
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
-        pareto.plot_hypervolume(tracker.hypervolume_history(), folder / "hypervolume.png")
+        plot_hypervolume(records.parent.hypervolume_history(), folder / "hypervolume.png")
         images = [_png_tag(folder / "hypervolume.png", "hypervolume against wall time and finished trials")]
-        logged = {a.path for a in client.list_artifacts(tracker.parent_run_id)}
+        logged = {a.path for a in client.list_artifacts(parent_id)}
         if "robustness_curves.png" in logged:
-            images.append(_png_tag(Path(client.download_artifacts(tracker.parent_run_id, "robustness_curves.png",
+            images.append(_png_tag(Path(client.download_artifacts(parent_id, "robustness_curves.png",
                                                                    d)), "robustness curves of the front"))
-        config = (Path(client.download_artifacts(tracker.parent_run_id, "config.yaml", d)).read_text()
+        config = (Path(client.download_artifacts(parent_id, "config.yaml", d)).read_text()
                   if "config.yaml" in logged else "")
     hv = parent.data.metrics.get("hypervolume", 0.0)
     title = f"robustprune search {parent.info.run_name}"
@@ -64,7 +64,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:1
 </style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p id="summary">{html.escape(tracker.search_summary().replace("**", ""))}</p>
+<p id="summary">{html.escape(records.parent.summary().replace("**", ""))}</p>
 <p>Status {parent.info.status}. <b>Hypervolume {hv:.4f}</b> after {len(rows)} finished trials;
 {len(front)} models on the front (validation metrics select; test metrics come from the final evaluation).
 Parent run <code>{parent.info.run_id}</code>.</p>
@@ -80,19 +80,10 @@ Parent run <code>{parent.info.run_id}</code>.</p>
 """
 
 
-def log_report(tracker: Tracker, page: str | None = None) -> str:
+def log_report(records: SearchRecords, page: str | None = None) -> str:
     """Log the page (built now unless given) to the parent run as report.html."""
-    page = page or build_report(tracker)
+    page = page or build_report(records)
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / REPORT_FILE).write_text(page)
-        tracker.client.log_artifact(tracker.parent_run_id, str(Path(d) / REPORT_FILE))
+        records.parent.client.log_artifact(records.parent.run_id, str(Path(d) / REPORT_FILE))
     return page
-
-
-def write_report(tracker: Tracker, out: Path) -> Path:
-    """Write the page atomically to `out` (no half-written file), and log it to the parent run."""
-    page = build_report(tracker)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, page)
-    log_report(tracker, page)
-    return out

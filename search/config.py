@@ -424,7 +424,7 @@ class SearchConfig(Strict):
             raise ValueError(f"{where.get(field, field)}{line[len(field):]}") from None
 
 
-def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
     for k in keys[:-1]:
@@ -497,8 +497,11 @@ def read_yaml_mapping(path: str | os.PathLike) -> dict:
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> SearchConfig:
     """Read YAML, apply --set overrides, validate. Raises ConfigError with one line."""
     raw = read_yaml_mapping(path) if path is not None else {}
+    if "study" in raw:
+        raise ConfigError(f"config: {path} is a study config (it has a 'study' section); run it with "
+                          f"`robustprune study`")
     for key, value in parse_overrides(list(overrides)):
-        _set_dotted(raw, key, value)
+        set_dotted(raw, key, value)
     try:
         return SearchConfig.model_validate(raw)
     except ValidationError as e:

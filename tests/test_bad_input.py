@@ -31,6 +31,13 @@ def _trial(*args):
     return ["trial", *args, "--out", "{tmp}/out"]
 
 
+def _study(*lines: str, setups: str = "[{name: a}]") -> str:
+    """A study config: one tiny setup, every factor at its default, plus `lines` in the study section."""
+    body = "".join(f"\n  {line}" for line in lines)
+    return (f"experiment: {{name: s, storage_path: '{{tmp}}/runs', tracking_uri: 'sqlite:///{{tmp}}/s.db'}}\n"
+            f"data: {{name: digits}}\nstudy:\n  setups: {setups}{body}\n")
+
+
 def _saved(obj) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -339,6 +346,24 @@ CASES = [
     ("ui-experiment-unknown", ["ui", "--tracking-uri", "{store}", "--port", "{closed}", "--experiment", "nope"], {},
      "experiment: no MLflow experiment named 'nope' at"),
     ("ui-store-scheme", ["ui", "--tracking-uri", "foo://bar"], {}, "unsupported scheme 'foo'"),
+    # ---- study ----------------------------------------------------------------------------
+    ("study-empty-factor", ["study", "{tmp}/s.yaml"], {"s.yaml": _study("criteria: []")},
+     "study.criteria: must not be empty"),
+    ("study-unknown-criterion", ["study", "{tmp}/s.yaml"], {"s.yaml": _study("criteria: [l9]")},
+     "study.criteria: unknown criterion 'l9'; allowed: "),
+    ("study-unknown-setup-key", ["study", "{tmp}/s.yaml"],
+     {"s.yaml": _study(setups="[{name: a, modle: {name: lenet}}]")}, "study.setups.0.modle: unknown key"),
+    ("study-setup-twice", ["study", "{tmp}/s.yaml"], {"s.yaml": _study(setups="[{name: a}, {name: a}]")},
+     "study.setups: setup name 'a' is given twice"),
+    ("study-ratio-outside", ["study", "{tmp}/s.yaml"], {"s.yaml": _study("ratios: [0.5, 1.2]")},
+     "study.ratios: got 1.2; allowed: a pruning ratio strictly between 0 and 1"),
+    ("study-setup-data", ["study", "{tmp}/s.yaml"],
+     {"s.yaml": _study(setups="[{name: a, data: {name: mnist5k, val_size: 0}}]")},
+     "study.setups.a.data.val_size: got 0; allowed: >= 1"),
+    ("run-given-a-study", ["run", "{tmp}/s.yaml"], {"s.yaml": _study()}, "is a study config (it has a 'study' "
+                                                                           "section); run it with `robustprune study`"),
+    ("study-given-a-search", ["study", QUICKSTART], {}, "is a search config (it has no 'study' section); run it "
+                                                        "with `robustprune run`"),
     # ---- the command line itself ----------------------------------------------------------
     ("no-command", [], {}, "the following arguments are required: command"),
     ("unknown-command", ["prune"], {}, "invalid choice: 'prune'"),

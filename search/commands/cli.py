@@ -1,4 +1,4 @@
-"""`robustprune` command line: run | resume | trial | pareto | export | ui.
+"""`robustprune` command line: run | resume | study | trial | pareto | report | export | ui.
 
 Bad input prints one line naming the field and the allowed values and exits 2,
 before any file, cluster or MLflow run is created.
@@ -17,6 +17,8 @@ from trainables.data import DatasetUnavailable
 
 from ..config import ConfigError, parse_overrides, read_yaml_mapping
 from ..driver.signals import exit_status, exit_within, stopping_like_ctrl_c
+from .study import add_study_parser
+from .study import print_outcome as print_study_outcome
 
 EXIT_USAGE = 2
 SHUTDOWN_GRACE_S = 15  # after a stopping signal, for atexit work (Ray's shutdown) before the exit is forced
@@ -212,13 +214,20 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from ..driver.runner import SearchFileError, resume_search
+    from ..driver.runner import SearchFileError, absolute_experiment_path, resume_search, search_kind
 
+    path = absolute_experiment_path(args.experiment_path)
     try:
-        outcome = resume_search(args.experiment_path, address=args.address)
+        if search_kind(path) == "study":
+            from ..driver.study.runner import resume_study
+
+            outcome = resume_study(path, address=args.address)
+            print_study_outcome(outcome)
+        else:
+            outcome = resume_search(path, address=args.address)
+            _print_outcome(outcome)
     except SearchFileError as e:
         raise UsageError(str(e)) from None
-    _print_outcome(outcome)
     return 0 if outcome.complete else 1
 
 
@@ -364,7 +373,7 @@ def add_search_parsers(sub) -> None:
     p.add_argument("--address", help="Ray cluster address (e.g. auto); default: $RAY_ADDRESS or a local Ray")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("resume", help="continue an interrupted search")
+    p = sub.add_parser("resume", help="continue an interrupted search or study")
     p.add_argument("experiment_path")
     p.add_argument("--address")
     p.set_defaults(func=cmd_resume)
@@ -416,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="robustprune", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_search_parsers(sub)
+    add_study_parser(sub)
     add_trial_parser(sub)
     return parser
 

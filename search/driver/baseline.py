@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
+from dataclasses import dataclass
 from typing import Callable
 
 import ray
@@ -61,36 +63,76 @@ def save(storage_path: str, cfg: TrialConfig, device_type: str, baseline: Baseli
     write_bytes(folder, "metrics.json", json.dumps(baseline.metrics, indent=2).encode())
 
 
+@dataclass(frozen=True)
+class BaselineRequest:
+    """A baseline to train (or find cached), where, and with one trial's resources."""
+    storage_path: str
+    cfg: TrialConfig
+    device_type: str
+    cpus: float
+    gpus: float
+
+
+def get_baselines(requests: dict[str, BaselineRequest]) -> dict[str, tuple[Baseline, bool, float]]:
+    """(baseline, reused, training seconds) by key. Those not cached are trained on the cluster
+    at once (as Ray tasks with one trial's resources), each then cached; `device_type` is part
+    of the key."""
+    out, training = {}, {}
+    for key, r in requests.items():
+        cached = load_cached(r.storage_path, r.cfg, r.device_type)
+        if cached is not None:
+            out[key] = cached, True, 0.0
+        else:
+            task = ray.remote(num_cpus=r.cpus, num_gpus=r.gpus)(_train_remote)
+            training[key] = task.remote(r.cfg.model_dump(), r.cpus)
+    for key, ref in training.items():
+        r, (baseline, seconds) = requests[key], ray.get(ref)
+        save(r.storage_path, r.cfg, r.device_type, baseline)
+        out[key] = baseline, False, seconds
+    return out
+
+
 def get_baseline(storage_path: str, cfg: TrialConfig, device_type: str, cpus: float,
                  gpus: float) -> tuple[Baseline, bool]:
-    """(baseline, reused). Trains on the cluster with one trial's resources when not cached;
-    `device_type` is where that is (part of the cache key)."""
-    cached = load_cached(storage_path, cfg, device_type)
-    if cached is not None:
-        return cached, True
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_train_remote)
-    baseline = ray.get(task.remote(cfg.model_dump(), cpus))
-    save(storage_path, cfg, device_type, baseline)
-    return baseline, False
+    """(baseline, reused): `get_baselines` of one."""
+    baseline, reused, _ = get_baselines({"": BaselineRequest(storage_path, cfg, device_type, cpus, gpus)})[""]
+    return baseline, reused
 
 
-def _train_remote(cfg_dict: dict, cpus: float) -> Baseline:
+def _train_remote(cfg_dict: dict, cpus: float) -> tuple[Baseline, float]:
+    started = time.perf_counter()
     use_cpus(cpus)
-    return train_baseline(TrialConfig.model_validate(cfg_dict), quiet=True)
+    return train_baseline(TrialConfig.model_validate(cfg_dict), quiet=True), time.perf_counter() - started
+
+
+def _test_file(cfg: TrialConfig) -> str:
+    return f"test_{final_eval_key(cfg)}.json"
+
+
+def cached_test_metrics(storage_path: str, cfg: TrialConfig, device_type: str) -> dict | None:
+    """The baseline's cached final evaluation, or None (an unreadable entry is measured again)."""
+    folder, name = _folder(storage_path, cfg, device_type), _test_file(cfg)
+    cached = read_bytes(folder, name)
+    if cached is not None:
+        try:
+            return json.loads(cached)
+        except ValueError:
+            print(f"[robustprune] cached baseline test metrics {folder}/{name} are unreadable; measuring again",
+                  file=sys.stderr)
+    return None
+
+
+def save_test_metrics(storage_path: str, cfg: TrialConfig, device_type: str, metrics: dict) -> None:
+    write_bytes(_folder(storage_path, cfg, device_type), _test_file(cfg), json.dumps(metrics, indent=2).encode())
 
 
 def baseline_test_metrics(storage_path: str, cfg: TrialConfig, device_type: str, baseline: Baseline,
                           measure: Callable[[dict], dict]) -> tuple[dict, bool]:
     """(the baseline's final evaluation, reused): from the cache, else `measure(payload)`,
-    then cached. An unreadable entry is measured again."""
-    folder, name = _folder(storage_path, cfg, device_type), f"test_{final_eval_key(cfg)}.json"
-    cached = read_bytes(folder, name)
+    then cached."""
+    cached = cached_test_metrics(storage_path, cfg, device_type)
     if cached is not None:
-        try:
-            return json.loads(cached), True
-        except ValueError:
-            print(f"[robustprune] cached baseline test metrics {folder}/{name} are unreadable; measuring again",
-                  file=sys.stderr)
+        return cached, True
     metrics = measure(baseline.payload)
-    write_bytes(folder, name, json.dumps(metrics, indent=2).encode())
+    save_test_metrics(storage_path, cfg, device_type, metrics)
     return metrics, False

@@ -47,8 +47,12 @@ def _joined(refs: list) -> dict:
 def measure_on_test(payloads: dict[str, dict], cfg: SearchConfig) -> dict[str, dict]:
     """Each model's final evaluation (`test_*`, `robustness_curve`, `test_eval_seconds`), by
     key; all parts of all models are submitted at once."""
-    tasks = _PartTasks(cfg)
-    refs = {key: tasks.submit(payload) for key, payload in payloads.items()}
+    return measure_each_on_test({key: (payload, cfg) for key, payload in payloads.items()})
+
+
+def measure_each_on_test(models: dict[str, tuple[dict, SearchConfig]]) -> dict[str, dict]:
+    """`measure_on_test` of models each with its own config (a study's baselines)."""
+    refs = {key: _PartTasks(cfg).submit(payload) for key, (payload, cfg) in models.items()}
     return {key: _joined(parts) for key, parts in refs.items()}
 
 

@@ -149,14 +149,22 @@ def starts_local_ray(address: str | None) -> bool:
 SEARCH_FIELDS = {"model": "model.name", "image_size": "data.image_size", "data_dir": "data.data_dir"}
 
 
-def check_model_fits_data(cfg: SearchConfig) -> None:
-    """Build the network of another source (or with the user's weights) once, here: weights that
-    do not fit, a factory that raises, classes or an image size the network does not take, and
-    layer pruning of a network without residual blocks are refused before Ray starts."""
+def builtin_unprunable(name: str) -> dict[str, str]:
+    """What `unprunable_granularities` finds for a built-in network, known by its name."""
+    from trainables.models import BUILTIN_WITH_REMOVABLE_BLOCKS
+
+    return {} if name in BUILTIN_WITH_REMOVABLE_BLOCKS else {"layer": f"{name} has no removable (residual) blocks"}
+
+
+def unprunable_granularities(cfg: SearchConfig) -> dict[str, str]:
+    """Each granularity the network cannot be pruned at, with why. A built-in network without
+    the user's weights is judged by name; any other is built once, here: weights that do not
+    fit, a factory that raises, or classes or an image size the network does not take are
+    ConfigError (one line, before Ray starts)."""
     from trainables.models import is_builtin
 
     if is_builtin(cfg.model.name) and cfg.model.weights is None:
-        return  # a built-in network fits every dataset; the config checked its blocks
+        return builtin_unprunable(cfg.model.name)
     import torch
 
     from trainables.prune import CRITERIA, check_prunable
@@ -169,15 +177,24 @@ def check_model_fits_data(cfg: SearchConfig) -> None:
     except ValueError as e:
         field, _, rest = str(e).partition(": ")
         raise ConfigError(f"{SEARCH_FIELDS.get(field, field)}: {rest}") from None
-    problems, workable = {}, []
-    for granularity in CRITERIA:  # every granularity, so the error can say which ones would work
+    problems = {}
+    for granularity in CRITERIA:  # every granularity, so an error can say which ones would work
         try:
             check_prunable(model, [granularity], torch.zeros(1, *data.shape))
-            workable.append(granularity)
         except ValueError as e:
             problems[granularity] = str(e).partition(": ")[2]
+    return problems
+
+
+def check_model_fits_data(cfg: SearchConfig) -> None:
+    """The network builds on the data, and prunes at every granularity searched (see
+    `unprunable_granularities`), or ConfigError."""
+    from trainables.prune import CRITERIA
+
+    problems = unprunable_granularities(cfg)
     asked = [g for g in cfg.space.granularities if g in problems]
     if asked:
+        workable = [g for g in CRITERIA if g not in problems]
         raise ConfigError(f"space.granularities: {cfg.model.name}: {problems[asked[0]]}; "
                           f"allowed: [{', '.join(workable)}]")
 

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ray
 from pydantic import ValidationError
@@ -65,7 +66,7 @@ def init_ray(address: str | None) -> None:
         reclaim_stop_signals()
 
 
-def _reuse_workers(cfg: SearchConfig) -> bool:
+def reuse_workers(cfg: SearchConfig) -> bool:
     """Reuse a trial's Ray worker for the next trial (its imports cost seconds per trial)
     only when failed trials are not retried: Tune can hand a retry to a reused worker that
     has just died, and the stale failure then ends the trial for good (seen in
@@ -90,8 +91,9 @@ class SearchFileError(Exception):
     """The folder given to `resume` holds no readable search file (one line, for the CLI)."""
 
 
-def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
-    """The search file's record and its validated config, or SearchFileError saying what is wrong."""
+def read_search_file(experiment_path: str, config_model=SearchConfig) -> tuple[dict, Any]:
+    """The search file's record and its config validated as `config_model` (a study's file
+    names its kind), or SearchFileError saying what is wrong."""
     where = f"experiment_path: {experiment_path}"
     try:
         data = read_bytes(experiment_path, SEARCH_FILE)
@@ -107,13 +109,21 @@ def _read_search_file(experiment_path: str) -> tuple[dict, SearchConfig]:
     if missing:
         raise SearchFileError(f"{where}: {SEARCH_FILE} lacks '{missing[0]}' (damaged?)")
     try:
-        return doc, SearchConfig.model_validate(doc["config"])
+        return doc, config_model.model_validate(doc["config"])
     except ValidationError as e:
         raise SearchFileError(f"{where}: {SEARCH_FILE} holds an invalid config: "
                               f"{format_validation_error(e)}") from None
 
 
-def _fit_tuner(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
+def search_kind(experiment_path: str) -> str:
+    """"study" for a study's folder, else "search" (what `resume` continues)."""
+    try:
+        return json.loads(read_bytes(experiment_path, SEARCH_FILE) or b"{}").get("kind", "search")
+    except (OSError, ValueError, AttributeError):
+        return "search"  # read_search_file then says what is wrong
+
+
+def fit_tuner(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
     """(Tune's results, whether Ctrl+C / SIGINT ended the fit).
 
     Tune ends `fit` on SIGINT as if the search were done: it returns normally and its cleanup
@@ -148,7 +158,7 @@ def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experimen
     with records.parent.ending_on_error():
         records.tests.log_baseline(baseline_test)
         started = time.monotonic()
-        grid, interrupted = _fit_tuner(tuner)
+        grid, interrupted = fit_tuner(tuner)
         tune_wall_s = time.monotonic() - started
         TrialLogger(records, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
         errored = grid.num_errors
@@ -270,7 +280,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
                                             scheduler=scheduler, num_samples=cfg.search.num_samples,
                                             time_budget_s=cfg.search.time_budget_s,
-                                            reuse_actors=_reuse_workers(cfg)),
+                                            reuse_actors=reuse_workers(cfg)),
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
@@ -282,11 +292,14 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
         return _fit(tuner, records, cfg, experiment_path, baseline_test, searcher, final_eval)
 
 
+def absolute_experiment_path(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
+
+
 def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:
     """Continue an interrupted search: finished trials are kept, unfinished ones rerun."""
-    if "://" not in experiment_path:
-        experiment_path = str(Path(experiment_path).resolve())
-    doc, cfg = _read_search_file(experiment_path)
+    experiment_path = absolute_experiment_path(experiment_path)
+    doc, cfg = read_search_file(experiment_path)
     preflight(cfg, address, doc["tracking_uri"])
     with search_lock(experiment_path):
         init_ray(address)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import ray
@@ -17,8 +18,8 @@ from trainables.train import use_cpus
 from trainables.trial import Baseline, Progress, run_trial
 
 from ..config import SearchConfig, sampled_point
-from .dry_run import dry_run_trial
 from ..front.objectives import objective_values
+from .dry_run import dry_run_trial
 
 
 def with_objectives(metrics: dict, cfg: SearchConfig) -> dict:
@@ -41,8 +42,36 @@ def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None
                             cfg.search.rung_eval_size)
     result = (dry_run_trial if cfg.search.dry_run else run_trial)(trial_cfg, baseline, progress=progress)
     m = result.metrics  # validation only: the test split is measured after the search, for the front
+    _report_final(result, {**m, **trial_cfg.records()}, with_objectives(m, cfg))
+
+
+def _report_final(result, logged: dict, reported: dict) -> None:
+    """Report a trial's end to Tune with its pruned model and metrics.json (`logged`) as checkpoint."""
     with tempfile.TemporaryDirectory() as d:
         save_model(result.model, result.spec, Path(d) / "model.pt")
-        (Path(d) / "metrics.json").write_text(json.dumps({**m, **trial_cfg.records()}, indent=2))
-        tune.report({**with_objectives(m, cfg), "final": 1, "node_id": ray.get_runtime_context().get_node_id()},
+        (Path(d) / "metrics.json").write_text(json.dumps(logged, indent=2))
+        tune.report({**reported, "final": 1, "node_id": ray.get_runtime_context().get_node_id()},
                     checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def study_cell(config: dict, baselines: dict[str, Baseline], search_configs: dict[str, dict]) -> None:
+    """Ray Tune function trainable of a study: one cell (`config["cell"]`), pruned and measured
+    on validation, then given the front's final test evaluation, reported once. `baselines`
+    and `search_configs` are keyed by "<setup>/s<seed>"."""
+    from trainables.test_eval import final_evaluation
+    from trainables.train import resolve_device
+    from trainables.trial import load_data
+
+    started = time.perf_counter()
+    cell = config["cell"]
+    key = f"{cell['setup']}/s{cell['seed']}"
+    cfg = SearchConfig.model_validate(search_configs[key])
+    use_cpus(cfg.resources.cpus_per_trial)
+    point = {**{k: cell[k] for k in ("granularity", "criterion", "ratio", "iterations", "finetune_method")},
+             "finetune_epochs": cfg.space.finetune_epochs.low}
+    trial_cfg = cfg.trial_config(point)
+    result = run_trial(trial_cfg, baselines[key])
+    test = final_evaluation(result.model, load_data(trial_cfg), trial_cfg, resolve_device(trial_cfg.device))
+    metrics = {**result.metrics, **test, "cell_seconds": time.perf_counter() - started}
+    _report_final(result, {**metrics, **trial_cfg.records()},
+                  {k: v for k, v in metrics.items() if k != "robustness_curve"})

@@ -14,12 +14,12 @@ from pathlib import Path
 from ..front.plots import front_figure, plot_hypervolume
 from ..front.table import FRONT_HEADERS, front_cells
 from .records import SearchRecords
-from .schema import run_row
+from .schema import KIND_TAG, run_row
 
 REPORT_FILE = "report.html"
 
 
-def _png_tag(path: Path, alt: str) -> str:
+def png_tag(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -35,6 +35,10 @@ def build_report(records: SearchRecords) -> str:
     """The page's HTML, from the parent run and its children as they are now."""
     client, parent_id = records.parent.client, records.parent.run_id
     parent = client.get_run(parent_id)
+    if parent.data.tags.get(KIND_TAG) == "study":
+        from .study_report import build_study_report  # the study's page imports this module's helpers
+
+        return build_study_report(records)
     params = parent.data.params
     objectives = {k.removeprefix("search.objectives."): v for k, v in params.items()
                   if k.startswith("search.objectives.")}
@@ -48,10 +52,10 @@ def build_report(records: SearchRecords) -> str:
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         plot_hypervolume(records.parent.hypervolume_history(), folder / "hypervolume.png")
-        images = [_png_tag(folder / "hypervolume.png", "hypervolume against wall time and finished trials")]
+        images = [png_tag(folder / "hypervolume.png", "hypervolume against wall time and finished trials")]
         logged = {a.path for a in client.list_artifacts(parent_id)}
         if "robustness_curves.png" in logged:
-            images.append(_png_tag(Path(client.download_artifacts(parent_id, "robustness_curves.png",
+            images.append(png_tag(Path(client.download_artifacts(parent_id, "robustness_curves.png",
                                                                    d)), "robustness curves of the front"))
         config = (Path(client.download_artifacts(parent_id, "config.yaml", d)).read_text()
                   if "config.yaml" in logged else "")

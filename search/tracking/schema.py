@@ -9,7 +9,10 @@ from ..front.objectives import finetune_method_of
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
 SEARCH_TAG = "robustprune.search"
-TRIAL_PARAMS = ("criterion", "granularity", "ratio", "iterations", "finetune_epochs", "finetune_method", "seed")
+TRIAL_PARAMS = ("setup", "criterion", "granularity", "ratio", "iterations", "finetune_epochs", "finetune_method",
+                "seed")  # setup: a study's cells only
+KIND_TAG = "robustprune.kind"  # on a study's parent run: "study" (a search's parent has none)
+ROLE_TAG = "study_role"  # on a study's child runs: "cell" or "baseline"
 # Without a kind, MLflow's UI opens an experiment on its GenAI overview (traces), not on the runs.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 NOTE_TAG = "mlflow.note.content"  # the run's description in the UI (markdown)
@@ -36,10 +39,14 @@ def stopped_early(run) -> bool:
 
 
 def child_run_name(params: dict) -> str:
-    """What a trial tried, e.g. `pls_vip·filter·r0.63·it3`, and `·trades` when not fine-tuned naturally."""
+    """What a trial tried, e.g. `pls_vip·filter·r0.63·it3`, and `·trades` when not fine-tuned naturally;
+    a study's cell starts with its setup and ends with its seed, and its baseline is `lenet·baseline·s0`."""
+    if params["criterion"] == "baseline":
+        return f"{params['setup']}·baseline·s{params['seed']}"
     method = finetune_method_of(params)
-    return (f"{params['criterion']}·{params['granularity']}·r{float(params['ratio']):.2f}·"
+    name = (f"{params['criterion']}·{params['granularity']}·r{float(params['ratio']):.2f}·"
             f"it{params['iterations']}" + ("" if method == "natural" else f"·{method}"))
+    return f"{params['setup']}·{name}·s{params['seed']}" if "setup" in params else name
 
 
 def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[str, float]) -> dict:

@@ -39,8 +39,11 @@ test-quick: install
 bench: install
 	$(PY) bench/bench_trial.py
 
+# The criteria compared (README): a study on the cluster Ray finds (a local one by default),
+# its report page written beside this file; `robustprune resume` continues a stopped one.
 bench-criteria: install
-	$(PY) bench/bench_criteria.py --out bench/criteria.md
+	$(VENV)/bin/robustprune study configs/study-mnist.yaml
+	$(VENV)/bin/robustprune report --experiment study-mnist --out bench/criteria.html
 
 bench-coverage: install
 	$(PY) bench/bench_coverage.py --out bench/coverage.md

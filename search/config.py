@@ -500,9 +500,14 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Se
     if "study" in raw:
         raise ConfigError(f"config: {path} is a study config (it has a 'study' section); run it with "
                           f"`robustprune study`")
+    return validated(SearchConfig, raw, overrides)
+
+
+def validated(model, raw: dict, overrides: list[str] = ()):
+    """`raw` with the --set overrides applied, validated as `model`; ConfigError with one line."""
     for key, value in parse_overrides(list(overrides)):
         set_dotted(raw, key, value)
     try:
-        return SearchConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e)) from None

@@ -130,6 +130,8 @@ def test_the_report_page_shows_the_answer_in_a_browser(study, tmp_path, capsys):
         browser.wait_for("!!document.querySelector('#summary')")
         assert browser.eval("document.querySelector('#summary').innerText").startswith("pruned more robust")
         assert browser.eval("document.querySelectorAll('#cells tbody tr').length") == 2 * len(CRITERIA)
+        not_applicable = browser.eval("[...document.querySelectorAll('#not-applicable tbody tr')].map(r => r.innerText)")
+        assert len(not_applicable) == 2 and all("no removable (residual) blocks" in r for r in not_applicable)
         ranks = browser.eval("document.querySelector('#ranking tbody tr').innerText")
         assert "filter" in ranks and all(c in ranks for c in CRITERIA)
         images = browser.eval("[...document.images].map(i => [i.alt, i.naturalWidth])")

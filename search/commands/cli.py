@@ -443,16 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robustprune: stopped by {name}", file=sys.stderr)
         exit_within(SHUTDOWN_GRACE_S, status)
         return status
-    except UsageError as e:
-        print(f"robustprune: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except ValidationError as e:
         print(f"robustprune: error: {format_validation_error(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as e:
-        print(f"robustprune: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except DatasetUnavailable as e:
+    except (UsageError, ConfigError, DatasetUnavailable) as e:
         print(f"robustprune: error: {e}", file=sys.stderr)
         return EXIT_USAGE
 

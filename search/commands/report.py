@@ -1,4 +1,4 @@
-"""`robustprune report`: write a search's page to a file, and log it to the search."""
+"""`robustprune report`: write a search's (or a study's) page to a file, and log it to its parent run."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -34,7 +34,7 @@ def print_plan(plans, cfg) -> None:
 
 def print_outcome(outcome) -> None:
     state = "finished" if outcome.complete else "stopped early"
-    print(f"\nstudy {state}: {outcome.logged} of {outcome.cells} cells measured")
+    print(f"\nstudy {state}: {outcome.logged} of {outcome.cells} cells measured, {outcome.failed} failed")
     print(f"answer: {outcome.summary}")
     print(f"\nexperiment folder: {outcome.experiment_path}")
     if not outcome.complete:
@@ -55,7 +55,7 @@ def cmd_study(args) -> int:
 
     outcome = run_study(cfg, address=args.address)
     print_outcome(outcome)
-    return 0 if outcome.complete else 1
+    return 0 if outcome.complete and not outcome.failed else 1
 
 
 def add_study_parser(sub) -> None:

@@ -14,8 +14,9 @@ import ray
 from ray import tune
 
 from trainables.store import save_model
-from trainables.train import use_cpus
-from trainables.trial import Baseline, Progress, run_trial
+from trainables.test_eval import final_evaluation
+from trainables.train import resolve_device, use_cpus
+from trainables.trial import Baseline, Progress, load_data, run_trial
 
 from ..config import SearchConfig, sampled_point
 from ..front.objectives import objective_values
@@ -58,10 +59,6 @@ def study_cell(config: dict, baselines: dict[str, Baseline], search_configs: dic
     """Ray Tune function trainable of a study: one cell (`config["cell"]`), pruned and measured
     on validation, then given the front's final test evaluation, reported once. `baselines`
     and `search_configs` are keyed by "<setup>/s<seed>"."""
-    from trainables.test_eval import final_evaluation
-    from trainables.train import resolve_device
-    from trainables.trial import load_data
-
     started = time.perf_counter()
     cell = config["cell"]
     key = f"{cell['setup']}/s{cell['seed']}"

@@ -2,8 +2,9 @@
 fetched from anywhere: plotly.js and the PNGs are inlined), so it opens offline and can
 be mailed. It holds what the search is, its hypervolume, the front table, the
 interactive front (one point per finished trial), the hypervolume and robustness-curve
-plots, and the config. Read-only on the store, apart from logging the page to the
-search's parent run (the driver does at the end of a search; `robustprune report` on demand)."""
+plots, and the config. A study's page is study_report.py's. Read-only on the store, apart
+from logging the page to the parent run (the driver does at the end of a search;
+`robustprune report` on demand)."""
 from __future__ import annotations
 
 import base64

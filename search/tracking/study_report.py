@@ -138,6 +138,10 @@ def study_page(records: SearchRecords, stats: dict, plots: list[tuple[Path, str]
     shares = _table("variance", ["factor", "share of variance"],
                     [[f, f"{v:.1%}"] for f, v in stats["variance_shares"].items()])
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in stats["notes"])
+    prefix = "resolved.not_applicable."
+    not_applicable = _table("not-applicable", ["setup", "granularity", "why not"],
+                            [[*k.removeprefix(prefix).rsplit(".", 1), v] for k, v in parent.data.params.items()
+                             if k.startswith(prefix)])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1300px}} table{{border-collapse:collapse;margin:1em 0}}
@@ -156,6 +160,8 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:1
 {_cells_table(stats)}
 <h2>Unpruned baselines</h2>
 {baselines}
+<h2>Cells not applicable</h2>
+{not_applicable}
 <h2>Plots</h2>
 {"".join(png_tag(path, caption) for path, caption in plots)}
 </body></html>

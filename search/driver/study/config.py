@@ -16,7 +16,7 @@ from trainables.prune import CRITERIA
 from trainables.registry import one_of
 
 from ...config import (ConfigError, EvaluationConfig, ExperimentConfig, FailuresConfig, ResourcesConfig, SearchConfig,
-                       parse_overrides, read_yaml_mapping, set_dotted)
+                       read_yaml_mapping, validated)
 
 SETUP_NAME = r"^[A-Za-z0-9_.-]+$"
 
@@ -195,9 +195,4 @@ def load_study_config(path: str | os.PathLike, overrides: list[str] = ()) -> Stu
     if "study" not in raw and ("search" in raw or "space" in raw):
         raise ConfigError(f"config: {path} is a search config (it has no 'study' section); run it with "
                           f"`robustprune run`")
-    for key, value in parse_overrides(list(overrides)):
-        set_dotted(raw, key, value)
-    try:
-        return StudyConfig.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e)) from None
+    return validated(StudyConfig, raw, overrides)

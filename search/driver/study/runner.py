@@ -44,6 +44,7 @@ class StudyOutcome:
     tracking_uri: str
     cells: int  # runnable cells
     logged: int  # of them, with a finished run
+    failed: int  # of them, with a failed run (a resume does not run them again, as a search's)
     summary: str
     complete: bool
 
@@ -101,7 +102,7 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
     any_cfg = next(iter(configs.values()))
     baselines, baseline_s = _baselines(configs, records)
     runnable = [c for p in plans for c in p.runnable]
-    done = set(records.trials.known())
+    done = set(records.trials.known())  # finished, and failed (not run again, as a search's failed trials)
     todo = [c for c in runnable if c.key not in done]
     print(f"[robustprune] study: {len(runnable)} cells, {len(runnable) - len(todo)} already measured, "
           f"{len(todo)} to run on {_slots(cfg)} slots", flush=True)
@@ -122,16 +123,18 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
         if interrupted:
             raise KeyboardInterrupt
     records.trials.forget()
-    logged = [c for c in runnable if c.key in records.trials.known()]
+    status = {key: child.status for key, child in records.trials.known().items()}
+    logged = [c for c in runnable if status.get(c.key) == "FINISHED"]
+    failed = [c for c in runnable if status.get(c.key) == "FAILED"]
     stats = log_study_outputs(records)
     cell_s = sum(r.data.metrics.get("cell_seconds", 0.0) for r in records.trials.runs("FINISHED"))
     metrics = worker_time(cell_s, baseline_s, time.monotonic() - started, 0.0, records.parent.seconds(), _slots(cfg))
     records.parent.log_metrics(metrics)
     print(f"[robustprune] {summary(metrics)}", flush=True)
-    complete = len(logged) == len(runnable)
+    complete = len(logged) + len(failed) == len(runnable)
     records.parent.finish("FINISHED" if complete else "KILLED")
     return StudyOutcome(cfg.experiment.name, experiment_path, records.parent.run_id, records.parent.tracking_uri,
-                        len(runnable), len(logged), stats["summary"], complete)
+                        len(runnable), len(logged), len(failed), stats["summary"], complete)
 
 
 def run_study(cfg: StudyConfig, address: str | None = None) -> StudyOutcome:

@@ -101,9 +101,25 @@ def test_variance_shares_of_a_balanced_design_are_the_factor_sums_of_squares():
         return sum(len(g) * (np.mean(g) - y.mean()) ** 2
                    for g in ([r["y"] for r in rows if r[factor] == v] for v in levels)) / total
 
-    got = variance_shares(rows, "y", ["a", "b"])
-    assert got["a"] == pytest.approx(share("a")) and got["b"] == pytest.approx(share("b"))
-    assert got["a"] + got["b"] + got["residual"] == pytest.approx(1.0)
+    for order in (["a", "b"], ["b", "a"]):  # balanced: each factor's main effect, whatever the order
+        got = variance_shares(rows, "y", order)
+        assert got["a"] == pytest.approx(share("a")) and got["b"] == pytest.approx(share("b"))
+        assert got["a"] + got["b"] + got["residual"] == pytest.approx(1.0)
+
+
+def test_a_factor_confounded_with_an_earlier_one_explains_nothing_more():
+    """Each setup studied at one granularity (as the MNIST study's LeNet filters and ResNet-20
+    layers): granularity adds nothing to setup, and the shares still add up to one."""
+    rows = [{"setup": s, "granularity": g, "criterion": c, "y": y}
+            for (s, g), c, y in [(("lenet", "filter"), "l1", 0.3), (("lenet", "filter"), "kl", 0.4),
+                                 (("resnet20", "layer"), "l1", 0.6), (("resnet20", "layer"), "kl", 0.2),
+                                 (("resnet20", "layer"), "kl", 0.25)]]
+    got = variance_shares(rows, "y", ["setup", "granularity", "criterion"])
+    y = np.array([r["y"] for r in rows])
+    setup_means = {s: y[[r["setup"] == s for r in rows]].mean() for s in ("lenet", "resnet20")}
+    between = sum((setup_means[r["setup"]] - y.mean()) ** 2 for r in rows) / ((y - y.mean()) ** 2).sum()
+    assert got["setup"] == pytest.approx(between) and got["granularity"] == pytest.approx(0.0, abs=1e-9)
+    assert sum(got.values()) == pytest.approx(1.0)
 
 
 def _row(setup, criterion, seed, robust, flops=0.5, ratio=0.5):

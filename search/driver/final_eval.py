@@ -47,12 +47,16 @@ def _joined(refs: list) -> dict:
 def measure_on_test(payloads: dict[str, dict], cfg: SearchConfig) -> dict[str, dict]:
     """Each model's final evaluation (`test_*`, `robustness_curve`, `test_eval_seconds`), by
     key; all parts of all models are submitted at once."""
-    return measure_each_on_test({key: (payload, cfg) for key, payload in payloads.items()})
+    return joined_on_test(submit_on_test({key: (payload, cfg) for key, payload in payloads.items()}))
 
 
-def measure_each_on_test(models: dict[str, tuple[dict, SearchConfig]]) -> dict[str, dict]:
-    """`measure_on_test` of models each with its own config (a study's baselines)."""
-    refs = {key: _PartTasks(cfg).submit(payload) for key, (payload, cfg) in models.items()}
+def submit_on_test(models: dict[str, tuple[dict, SearchConfig]]) -> dict[str, list]:
+    """The final evaluation's part tasks of models each with its own config (a study's
+    baselines), submitted now; `joined_on_test` waits for them."""
+    return {key: _PartTasks(cfg).submit(payload) for key, (payload, cfg) in models.items()}
+
+
+def joined_on_test(refs: dict[str, list]) -> dict[str, dict]:
     return {key: _joined(parts) for key, parts in refs.items()}
 
 

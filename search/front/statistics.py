@@ -7,7 +7,7 @@ on plain rows, used by studies (and by anything else that reports over seeds).
 * `compare_criteria`: ranks within blocks (1 the best, ties share the mean rank), the
   Friedman test and the Nemenyi post-hoc test with its critical difference (Demšar, JMLR 2006).
 * `variance_shares`: the share of a metric's variance each factor explains (ANOVA sums of
-  squares, type II, over an additive model of the factors).
+  squares of an additive model of the factors).
 """
 from __future__ import annotations
 
@@ -161,24 +161,30 @@ def compare_criteria(table: np.ndarray, criteria: list[str], higher_is_better: b
 
 
 def variance_shares(rows: list[dict], metric: str, factors: list[str]) -> dict[str, float]:
-    """The share of the total sum of squares of `metric` explained by each factor (type II
-    ANOVA of an additive model, statsmodels), and the residual's. Factors with one level
-    explain nothing and are left out of the model (share 0)."""
+    """The share of the total sum of squares of `metric` explained by each factor, and the
+    residual's: sequential (type I) sums of squares, each factor's the drop in the residual
+    sum of squares of statsmodels' least-squares fit when it joins the model, in `factors`
+    order. They add up to the total; on a balanced grid (a study without failed or
+    inapplicable cells) they are every factor's main-effect sum of squares, whatever the
+    order; a factor confounded with an earlier one (a setup studied at one granularity)
+    explains nothing more (share 0). Factors with one level explain nothing."""
+    import warnings
+
     import pandas as pd
     from statsmodels.formula.api import ols
-    from statsmodels.stats.anova import anova_lm
 
     frame = pd.DataFrame([{**{f: str(r[f]) for f in factors}, "y": float(r[metric])} for r in rows])
-    varied = [f for f in factors if frame[f].nunique() > 1]
     total = float(((frame["y"] - frame["y"].mean()) ** 2).sum()) if len(frame) else 0.0
     shares = {f: 0.0 for f in factors}
-    if not varied or total == 0.0:
-        return {**shares, "residual": 1.0 if total else 0.0}
-    names = {f: f"f{i}" for i, f in enumerate(varied)}  # column names a formula takes whatever the factor
-    model = ols("y ~ " + " + ".join(f"C({names[f]})" for f in varied),
-                data=frame.rename(columns=names)).fit()
-    table = anova_lm(model, typ=2)
-    for f in varied:
-        shares[f] = float(table.loc[f"C({names[f]})", "sum_sq"] / total)
-    shares["residual"] = float(table.loc["Residual", "sum_sq"] / total)
+    if total == 0.0:
+        return {**shares, "residual": 0.0}
+    names = {f: f"f{i}" for i, f in enumerate(factors)}  # column names a formula takes whatever the factor
+    data, terms, residual = frame.rename(columns=names), [], total
+    for f in (f for f in factors if frame[f].nunique() > 1):
+        terms.append(f"C({names[f]})")
+        with warnings.catch_warnings():  # a confounded factor makes the design rank-deficient: expected
+            warnings.simplefilter("ignore")
+            fitted = ols("y ~ " + " + ".join(terms), data=data).fit().ssr
+        shares[f], residual = max(0.0, (residual - fitted) / total), fitted
+    shares["residual"] = max(0.0, residual / total)
     return shares

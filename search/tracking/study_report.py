@@ -59,8 +59,9 @@ def build_study_report(records: SearchRecords) -> str:
         return study_page(records, stats, [(Path(d) / n, c) for n, c in plots])
 
 
-def log_study_outputs(records: SearchRecords) -> dict:
-    """Compute the statistics from what MLflow holds now and log every output to the parent;
+def log_study_outputs(records: SearchRecords, plots: bool = True) -> dict:
+    """Compute the statistics from what MLflow holds now and log every output to the parent
+    (the plots only when `plots`: a refresh while cells run leaves the driver's CPU to them);
     returns the statistics."""
     rows = study_rows(records)
     stats = study_statistics(rows)
@@ -68,8 +69,8 @@ def log_study_outputs(records: SearchRecords) -> dict:
         folder = Path(d)
         (folder / "study_cells.csv").write_text(cells_csv(rows))
         (folder / "study_stats.json").write_text(json.dumps(stats, indent=2))
-        plots = _plots(stats, rows, folder)
-        (folder / REPORT_FILE).write_text(study_page(records, stats, [(folder / n, c) for n, c in plots]))
+        drawn = _plots(stats, rows, folder) if plots else []
+        (folder / REPORT_FILE).write_text(study_page(records, stats, [(folder / n, c) for n, c in drawn]))
         records.parent.artifacts().log_artifacts(d)
     records.parent.client.log_batch(records.parent.run_id, tags=[RunTag(NOTE_TAG, _description(stats))])
     counts = stats["counts"]

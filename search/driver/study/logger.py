@@ -18,7 +18,7 @@ from ...tracking.schema import ROLE_TAG
 from ...tracking.study_report import log_study_outputs
 from .cells import Cell
 
-REFRESH_EVERY_S = 30.0  # the parent's statistics and plots: at most this often while cells run
+REFRESH_EVERY_S = 30.0  # the parent's statistics (its plots at the end): at most this often while cells run
 
 
 def cell_params(cell: dict, finetune_epochs: int) -> dict:
@@ -51,7 +51,7 @@ class StudyLogger(tune.Callback):
             print(f"[robustprune] WARNING: MLflow logging of a failed cell failed: {e!r}", flush=True)
 
     def refresh(self) -> None:
-        log_study_outputs(self.records)
+        log_study_outputs(self.records, plots=False)
         self._refreshed = time.monotonic()
 
     def _log_cell(self, cell: dict, checkpoint) -> None:

@@ -26,7 +26,7 @@ from ...tracking.storage import write_bytes
 from ...tracking.study_report import log_study_outputs
 from ..accounting import summary, trial_slots, worker_time
 from ..baseline import BaselineRequest, cached_test_metrics, get_baselines, save_test_metrics
-from ..final_eval import COMPUTE_METRIC, measure_each_on_test
+from ..final_eval import COMPUTE_METRIC, joined_on_test, submit_on_test
 from ..lock import search_lock
 from ..preflight import preflight, wait_for_cluster_resources
 from ..runner import SEARCH_FILE, fit_tuner, init_ray, read_search_file, reuse_workers
@@ -54,25 +54,37 @@ def _configs(plans: list[SetupPlan]) -> dict:
     return {f"{p.setup.name}/s{seed}": cfg for p in plans for seed, cfg in p.configs.items()}
 
 
-def _baselines(configs: dict, records: SearchRecords) -> tuple[dict[str, Baseline], float]:
-    """Every setup x seed's baseline, trained (at once, on the cluster) or reused from the
-    cache, and its final test evaluation, each logged as a baseline run once; the worker
-    seconds this took."""
-    requests = {key: BaselineRequest(cfg.experiment.resolved_storage_path(), cfg.fixed_trial_config(),
-                                     cfg.trial_device_type(), cfg.resources.cpus_per_trial,
-                                     cfg.resources.gpus_per_trial) for key, cfg in configs.items()}
-    trained = get_baselines(requests)
-    tests = {key: cached_test_metrics(r.storage_path, r.cfg, r.device_type) for key, r in requests.items()}
-    measured = measure_each_on_test({key: (trained[key][0].payload, configs[key])
-                                     for key, test in tests.items() if test is None})
-    for key, metrics in measured.items():
-        r = requests[key]
-        save_test_metrics(r.storage_path, r.cfg, r.device_type, metrics)
-        tests[key] = metrics
-    for key, (baseline, _, _) in trained.items():
-        _log_baseline_run(records, key, baseline, tests[key])
-    seconds = sum(s for _, _, s in trained.values()) + sum(m[COMPUTE_METRIC] for m in measured.values())
-    return {key: b for key, (b, _, _) in trained.items()}, seconds
+class StudyBaselines:
+    """Every setup x seed's baseline: trained (at once, on the cluster) or reused from the
+    cache before the cells start; their final test evaluations submitted then, to run beside
+    the first cells, and each baseline logged as a run of its own once that is measured."""
+
+    def __init__(self, configs: dict):
+        self.configs = configs
+        self.requests = {key: BaselineRequest(cfg.experiment.resolved_storage_path(), cfg.fixed_trial_config(),
+                                              cfg.trial_device_type(), cfg.resources.cpus_per_trial,
+                                              cfg.resources.gpus_per_trial) for key, cfg in configs.items()}
+        self.trained = get_baselines(self.requests)
+        self.tests = {key: cached_test_metrics(r.storage_path, r.cfg, r.device_type)
+                      for key, r in self.requests.items()}
+        self.pending = submit_on_test({key: (self.trained[key][0].payload, configs[key])
+                                       for key, test in self.tests.items() if test is None})
+
+    @property
+    def models(self) -> dict[str, Baseline]:
+        return {key: baseline for key, (baseline, _, _) in self.trained.items()}
+
+    def log(self, records: SearchRecords) -> float:
+        """Wait for the test evaluations, cache them, log every baseline run (once); the worker
+        seconds the baselines took."""
+        measured = joined_on_test(self.pending)
+        for key, metrics in measured.items():
+            r = self.requests[key]
+            save_test_metrics(r.storage_path, r.cfg, r.device_type, metrics)
+            self.tests[key] = metrics
+        for key, (baseline, _, _) in self.trained.items():
+            _log_baseline_run(records, key, baseline, self.tests[key])
+        return sum(s for _, _, s in self.trained.values()) + sum(m[COMPUTE_METRIC] for m in measured.values())
 
 
 def _log_baseline_run(records: SearchRecords, key: str, baseline: Baseline, test: dict) -> None:
@@ -100,14 +112,14 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
     started = time.monotonic()
     configs = _configs(plans)
     any_cfg = next(iter(configs.values()))
-    baselines, baseline_s = _baselines(configs, records)
+    baselines = StudyBaselines(configs)
     runnable = [c for p in plans for c in p.runnable]
     done = set(records.trials.known())  # finished, and failed (not run again, as a search's failed trials)
     todo = [c for c in runnable if c.key not in done]
     print(f"[robustprune] study: {len(runnable)} cells, {len(runnable) - len(todo)} already measured, "
           f"{len(todo)} to run on {_slots(cfg)} slots", flush=True)
     if todo:
-        trainable = tune.with_parameters(study_cell, baselines=baselines,
+        trainable = tune.with_parameters(study_cell, baselines=baselines.models,
                                          search_configs={k: c.model_dump(mode="json") for k, c in configs.items()})
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}),
@@ -122,6 +134,7 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
         _, interrupted = fit_tuner(tuner)
         if interrupted:
             raise KeyboardInterrupt
+    baseline_s = baselines.log(records)
     records.trials.forget()
     status = {key: child.status for key, child in records.trials.known().items()}
     logged = [c for c in runnable if status.get(c.key) == "FINISHED"]

@@ -23,7 +23,7 @@ PARAM_TYPES = {"setup": str, "granularity": str, "criterion": str, "ratio": floa
 def study_rows(records: SearchRecords) -> list[dict]:
     """One row per finished cell and baseline run: its factors (typed) and metrics."""
     rows = []
-    for run in records.trials.runs("FINISHED"):
+    for run in sorted(records.trials.runs("FINISHED"), key=lambda r: r.info.start_time):  # the grid's order
         if run.data.tags.get(ROLE_TAG) not in ("cell", "baseline"):
             continue
         p = run.data.params

@@ -265,6 +265,11 @@ class EvaluationConfig(Strict):
 EPS_GRID_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 
+def default_attacks() -> list[AttackConfig]:
+    """The attacks of a search or study that names none: FGSM and PGD at the dataset's eps."""
+    return [AttackConfig(name="fgsm"), AttackConfig(name="pgd")]
+
+
 class ResourcesConfig(Strict):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.25")
@@ -282,8 +287,7 @@ class SearchConfig(Strict):
     model: ModelConfig = ModelConfig()
     baseline: TrainConfig = TrainConfig()
     space: SpaceConfig = SpaceConfig()
-    attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
-                                                                 AttackConfig(name="pgd")], min_length=1)
+    attacks: list[AttackConfig] = Field(default_factory=default_attacks, min_length=1)
     evaluation: EvaluationConfig = EvaluationConfig()
     search: SearchSettings = SearchSettings()
     latency: LatencyConfig = LatencyConfig()

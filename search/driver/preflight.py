@@ -149,10 +149,13 @@ def starts_local_ray(address: str | None) -> bool:
 SEARCH_FIELDS = {"model": "model.name", "image_size": "data.image_size", "data_dir": "data.data_dir"}
 
 
-def builtin_unprunable(name: str) -> dict[str, str]:
-    """What `unprunable_granularities` finds for a built-in network, known by its name."""
-    from trainables.models import BUILTIN_WITH_REMOVABLE_BLOCKS
+def unprunable_by_name(name: str, weights: str | None) -> dict[str, str] | None:
+    """What `unprunable_granularities` finds for a built-in network without the user's
+    weights, known by its name; None for a network that must be built to tell."""
+    from trainables.models import BUILTIN_WITH_REMOVABLE_BLOCKS, is_builtin
 
+    if not is_builtin(name) or weights is not None:
+        return None
     return {} if name in BUILTIN_WITH_REMOVABLE_BLOCKS else {"layer": f"{name} has no removable (residual) blocks"}
 
 
@@ -161,10 +164,9 @@ def unprunable_granularities(cfg: SearchConfig) -> dict[str, str]:
     the user's weights is judged by name; any other is built once, here: weights that do not
     fit, a factory that raises, or classes or an image size the network does not take are
     ConfigError (one line, before Ray starts)."""
-    from trainables.models import is_builtin
-
-    if is_builtin(cfg.model.name) and cfg.model.weights is None:
-        return builtin_unprunable(cfg.model.name)
+    by_name = unprunable_by_name(cfg.model.name, cfg.model.weights)
+    if by_name is not None:
+        return by_name
     import torch
 
     from trainables.prune import CRITERIA, check_prunable

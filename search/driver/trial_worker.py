@@ -64,9 +64,7 @@ def study_cell(config: dict, baselines: dict[str, Baseline], search_configs: dic
     key = f"{cell['setup']}/s{cell['seed']}"
     cfg = SearchConfig.model_validate(search_configs[key])
     use_cpus(cfg.resources.cpus_per_trial)
-    point = {**{k: cell[k] for k in ("granularity", "criterion", "ratio", "iterations", "finetune_method")},
-             "finetune_epochs": cfg.space.finetune_epochs.low}
-    trial_cfg = cfg.trial_config(point)
+    trial_cfg = cfg.trial_config(sampled_point({**cell, "finetune_epochs": cfg.space.finetune_epochs.low}))
     result = run_trial(trial_cfg, baselines[key])
     test = final_evaluation(result.model, load_data(trial_cfg), trial_cfg, resolve_device(trial_cfg.device))
     metrics = {**result.metrics, **test, "cell_seconds": time.perf_counter() - started}

@@ -7,11 +7,8 @@ from dataclasses import asdict, dataclass
 from trainables.prune import CRITERIA
 
 from ...config import ConfigError, SearchConfig
-from ..preflight import builtin_unprunable, unprunable_granularities
+from ..preflight import unprunable_by_name, unprunable_granularities
 from .config import SetupConfig, StudyConfig
-
-FACTORS = ("setup", "granularity", "criterion", "ratio", "iterations", "finetune_method", "seed")
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -28,12 +25,6 @@ class Cell:
         """The cell's name in MLflow (its child run's trial tag): one run per cell, ever."""
         return (f"{self.setup}/{self.granularity}/{self.criterion}/r{self.ratio:g}/it{self.iterations}/"
                 f"{self.finetune_method}/s{self.seed}")
-
-    def point(self, finetune_epochs: int) -> dict:
-        """The point of the search space that this cell is (`search.config.sampled_point`)."""
-        return {"granularity": self.granularity, "criterion": self.criterion, "ratio": self.ratio,
-                "iterations": self.iterations, "finetune_epochs": finetune_epochs,
-                "finetune_method": self.finetune_method}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +61,7 @@ def plan_setup(cfg: StudyConfig, setup: SetupConfig, build: bool) -> SetupPlan:
     configured raises ConfigError, unless not `build` (a dry run), which records the problem."""
     cells = cells_of(cfg, setup)
     model = {**cfg.model, **(setup.model or {})}
-    by_name = known_by_name(model.get("name", "lenet"), model.get("weights"))
+    by_name = unprunable_by_name(model.get("name", "lenet"), model.get("weights"))
     granularities = cfg.granularities(setup)
     not_applicable = {g: why for g, why in (by_name or {}).items() if g in granularities}
     try:
@@ -85,16 +76,6 @@ def plan_setup(cfg: StudyConfig, setup: SetupConfig, build: bool) -> SetupPlan:
         if build:
             raise
         return SetupPlan(setup, cells, not_applicable, {}, checked=by_name is not None, problem=str(e))
-
-
-def known_by_name(model_name: str, weights: str | None) -> dict[str, str] | None:
-    """The granularities a built-in network (without the user's weights) cannot be pruned at;
-    None for a network that must be built to tell."""
-    from trainables.models import is_builtin
-
-    if not is_builtin(model_name) or weights is not None:
-        return None
-    return builtin_unprunable(model_name)
 
 
 def plan(cfg: StudyConfig, build: bool = True) -> list[SetupPlan]:

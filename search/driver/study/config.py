@@ -16,7 +16,7 @@ from trainables.prune import CRITERIA
 from trainables.registry import one_of
 
 from ...config import (ConfigError, EvaluationConfig, ExperimentConfig, FailuresConfig, ResourcesConfig, SearchConfig,
-                       read_yaml_mapping, validated)
+                       default_attacks, read_yaml_mapping, validated)
 
 SETUP_NAME = r"^[A-Za-z0-9_.-]+$"
 
@@ -122,8 +122,7 @@ class StudyConfig(Strict):
     data: dict[str, Any] = Field(default_factory=dict, description="shared data settings (setups override)")
     baseline: dict[str, Any] = Field(default_factory=dict, description="shared baseline training (setups override)")
     finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its method is the factor finetune_methods
-    attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
-                                                                 AttackConfig(name="pgd")], min_length=1)
+    attacks: list[AttackConfig] = Field(default_factory=default_attacks, min_length=1)
     evaluation: EvaluationConfig = EvaluationConfig()
     latency: LatencyConfig = LatencyConfig()
     resources: ResourcesConfig = ResourcesConfig()

@@ -114,17 +114,18 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
     any_cfg = next(iter(configs.values()))
     baselines = StudyBaselines(configs)
     runnable = [c for p in plans for c in p.runnable]
+    slots = _slots(cfg)
     done = set(records.trials.known())  # finished, and failed (not run again, as a search's failed trials)
     todo = [c for c in runnable if c.key not in done]
     print(f"[robustprune] study: {len(runnable)} cells, {len(runnable) - len(todo)} already measured, "
-          f"{len(todo)} to run on {_slots(cfg)} slots", flush=True)
+          f"{len(todo)} to run on {slots} slots", flush=True)
     if todo:
         trainable = tune.with_parameters(study_cell, baselines=baselines.models,
                                          search_configs={k: c.model_dump(mode="json") for k, c in configs.items()})
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}),
             param_space={"cell": tune.grid_search([c.as_dict() for c in todo])},
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=_slots(cfg),
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=slots,
                                         reuse_actors=reuse_workers(any_cfg)),
             run_config=tune.RunConfig(
                 name=f"{Path(experiment_path).name}_cells_{time.strftime('%H%M%S')}",
@@ -141,7 +142,7 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
     failed = [c for c in runnable if status.get(c.key) == "FAILED"]
     stats = log_study_outputs(records)
     cell_s = sum(r.data.metrics.get("cell_seconds", 0.0) for r in records.trials.runs("FINISHED"))
-    metrics = worker_time(cell_s, baseline_s, time.monotonic() - started, 0.0, records.parent.seconds(), _slots(cfg))
+    metrics = worker_time(cell_s, baseline_s, time.monotonic() - started, 0.0, records.parent.seconds(), slots)
     records.parent.log_metrics(metrics)
     print(f"[robustprune] {summary(metrics)}", flush=True)
     complete = len(logged) + len(failed) == len(runnable)

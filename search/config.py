@@ -20,6 +20,7 @@ from trainables.data import DATASETS
 from trainables.methods import METHODS
 from trainables.models import check_model_name
 from trainables.models.python_factory import carried_code
+from trainables.transforms_config import TransformsConfig
 from trainables.prune import CRITERIA
 from trainables.registry import one_of
 
@@ -77,6 +78,9 @@ class DataConfig(Strict):
     image_column: str = Field("image", description="hf datasets: the column holding the images")
     label_column: str = Field("label", description="hf datasets: the column holding the class labels")
     test_shards: str | None = Field(None, description="webdataset: the test shards (path or URL, {000..099} ranges)")
+    transforms: TransformsConfig = Field(TransformsConfig(), description="a preset (imagenet, cifar, none), timm, "
+                                         "a mapping {train, eval, crop_fraction, interpolation, flip, "
+                                         "random_crop_padding, scale}, or python:MODULE:FN")
 
     @field_validator("name")
     @classmethod
@@ -405,7 +409,7 @@ class SearchConfig(Strict):
                 image_size=self.data.image_size, data_workers=self.data.workers, data_mean=self.data.mean,
                 data_std=self.data.std, image_column=self.data.image_column,
                 label_column=self.data.label_column, test_shards=self.data.test_shards,
-                model=self.model.name, model_weights=self.model.weights,
+                transforms=self.data.transforms, model=self.model.name, model_weights=self.model.weights,
                 model_args=self.model.args, model_code=self.model.code, seed=self.experiment.seed,
                 device=self.experiment.device, amp=self.experiment.amp, baseline=self.baseline,
                 granularity=sampled["granularity"],
@@ -423,6 +427,8 @@ class SearchConfig(Strict):
                      "data_mean": "data.mean", "data_std": "data.std", "image_column": "data.image_column",
                      "label_column": "data.label_column", "test_shards": "data.test_shards",
                      "device": "experiment.device", "val_size": "data.val_size"}
+            if field.startswith("transforms"):
+                where[field] = f"data.{field}"
             if field.startswith("criterion_params"):
                 where[field] = f"space.criterion_params.{sampled['criterion']}{field[len('criterion_params'):]}"
             raise ValueError(f"{where.get(field, field)}{line[len(field):]}") from None

@@ -89,3 +89,25 @@ def check_a_small_trial_runs(splits: dict, **data_fields) -> None:
     result = run_trial(cfg, baseline := train_baseline(cfg))
     assert baseline.metrics["clean_acc"] > 0.5  # three colours: learnable in a few epochs
     assert 0 < result.metrics["flops_reduction"] < 1 and result.metrics["robust_acc"] <= result.metrics["clean_acc"]
+
+
+EDGES = ("top", "bottom", "left", "right")
+
+
+def write_edge_folder(root: Path, train_per_class: int = 24, val_per_class: int = 10, size: int = 32,
+                      line: int = 2, seed: int = 0) -> Path:
+    """32-px PNGs whose class is the edge holding a bright line `line` pixels wide, on dark
+    noise: a centre crop after a resize (ImageNet's evaluation) cuts the line away, so the
+    preprocessing a model is measured with decides its accuracy."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for c, edge in enumerate(EDGES):
+            folder = root / split / f"{c}_{edge}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = rng.uniform(0, 60, (size, size, 3))
+                where = {"top": np.s_[:line], "bottom": np.s_[-line:], "left": np.s_[:, :line],
+                         "right": np.s_[:, -line:]}[edge]
+                pixels[where] = 250
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:04d}.png")
+    return root

@@ -209,6 +209,9 @@ def test_export_writes_loadable_files_and_registers(search, capsys):
     assert card["metrics"]["test_robust_acc"] == chosen.data.metrics["test_robust_acc"]
     assert card["metrics"]["test_clean_acc"] == chosen.data.metrics["test_clean_acc"]
     assert [eps for eps, _ in card["test_robustness_curve"]] == [0.0, 0.05, 0.1]
+    expected = card["expected_input"]  # digits: 8x8 images, as they are, normalized inside the model
+    assert expected["shape"] == [1, 8, 8] and expected["preprocessing"] == "resize to 8x8 where it differs (bilinear)"
+    assert len(expected["normalization"]["mean"]) == 1 and "inside the model" in expected["normalization"]["applied"]
     # plain torch.jit.load reproduces the logged clean accuracies on the same seeded splits
     scripted = torch.jit.load(str(out / "model.torchscript.pt"))
     data = load_dataset("digits", seed=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
@@ -20,6 +21,8 @@ from .registry import Strict, one_of
 from .latency import RUNTIMES, LatencySettings
 from .methods import BUDGET_FIELDS, METHODS, resolve_method
 from .train import TrainSettings
+from .data.transforms import ResolvedTransforms
+from .transforms_config import TransformsConfig
 
 
 def open_unit_interval(v: float) -> float:
@@ -183,6 +186,8 @@ class TrialConfig(Strict):
     image_column: str = Field("image", description="hf datasets: the column holding the images")
     label_column: str = Field("label", description="hf datasets: the column holding the class labels")
     test_shards: str | None = Field(None, description="webdataset: the test shards (path or URL, {000..099} ranges)")
+    transforms: TransformsConfig = Field(TransformsConfig(), description="a preset (imagenet, cifar, none), timm, "
+                                         "a mapping of presets and knobs, or python:MODULE:FN")
     # model and its training
     model: str = "lenet"
     model_weights: str | None = Field(None, description="a state_dict, checkpoint or .safetensors file: the baseline")
@@ -278,6 +283,20 @@ class TrialConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _transforms_resolve(self):
+        try:
+            self.resolved_transforms
+        except ValueError as e:
+            message = str(e)
+            raise ValueError(message if message.startswith("transforms") else f"transforms: {message}") from None
+        return self
+
+    @cached_property
+    def resolved_transforms(self) -> ResolvedTransforms:
+        """Every preprocessing setting, the defaults filled in (see transforms_config.py)."""
+        return self.transforms.resolve(self.dataset, self.model, self.image_size, DATASETS[self.dataset].side)
+
+    @model_validator(mode="after")
     def _data_available(self):
         info = DATASETS[self.dataset]
         if info.needs_files and not self.download:
@@ -298,10 +317,10 @@ class TrialConfig(Strict):
         return self
 
     def data_options(self) -> dict:
-        """What a streamed dataset is opened with (in-memory ones take none)."""
+        """What a dataset is opened with: its transforms; for a streamed one, its reading options too."""
         if DATASETS[self.dataset].opener is None:
-            return {}
-        options = {"workers": self.data_workers, "mean": self.data_mean, "std": self.data_std,
+            return {"transforms": self.resolved_transforms}
+        options = {"transforms": self.resolved_transforms, "workers": self.data_workers, "mean": self.data_mean, "std": self.data_std,
                    "image_column": self.image_column, "label_column": self.label_column,
                    "test_shards": self.test_shards}
         if self.image_size is not None:
@@ -331,7 +350,8 @@ class TrialConfig(Strict):
         sizes = DATASETS[self.dataset].split_sizes(self.val_size, self.data_dir, self.data_options())
         sizes.update(eval=min(self.eval_size, sizes["val"]), test_eval=self.test_eval_size(),
                      calibration=min(self.calib_size, sizes["train"]))
-        return {"attacks": [s.record() for s in self.attack_specs()],
+        return {"transforms": self.resolved_transforms.record(),
+                "attacks": [s.record() for s in self.attack_specs()],
                 "final_attacks": [s.record() for s in self.final_attack_specs()],
                 "eps_grid": list(self.eps_grid), "splits": sizes, "seeds": self.seeds(),
                 "criterion_params": self.resolved_criterion_params(),

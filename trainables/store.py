@@ -46,11 +46,12 @@ def _make_layer(spec: dict) -> nn.Module:
 
 
 def architecture_spec(model: nn.Module, arch: dict, removed_blocks: list[str],
-                      input_shape: tuple[int, int, int]) -> dict:
-    """arch: the build_model keyword arguments (name, in_channels, num_classes, mean, std)."""
+                      input_shape: tuple[int, int, int], expected_input: dict | None = None) -> dict:
+    """arch: the build_model keyword arguments (name, in_channels, num_classes, mean, std);
+    expected_input: the preprocessing its images went through (resize, crop, interpolation)."""
     layers = {name: s for name, m in model.named_modules() if (s := _layer_spec(m)) is not None}
     return {"arch": dict(arch), "input_shape": list(input_shape), "removed_blocks": list(removed_blocks),
-            "layers": layers}
+            "layers": layers, "expected_input": dict(expected_input or {})}
 
 
 def rebuild(spec: dict) -> nn.Module:

@@ -73,4 +73,5 @@ def final_eval_key(cfg: TrialConfig) -> str:
     """Everything besides the model that changes its final evaluation, hashed."""
     return settings_key({"final_attacks": [s.record() for s in cfg.final_attack_specs()],
                          "test_size": cfg.test_eval_size(), "eps_grid": list(cfg.eps_grid),
+                         "eval_transform": cfg.resolved_transforms.record()["eval"],
                          "seeds": [cfg.seeds()["test_subset"], cfg.seeds()["attacks"]], "part_size": TEST_PART_SIZE})

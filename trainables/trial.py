@@ -76,7 +76,8 @@ def baseline_key(cfg: TrialConfig, device_type: str) -> str:
     `device_type` is where it is trained (cpu / cuda): kernels, AMP and timings differ."""
     fields = cfg.model_dump(include={"dataset", "data_dir", "model", "model_args", "seed", "baseline", "val_size",
                                      "eval_size", "latency", "image_size", "data_mean", "data_std"})
-    fields.update(weights=file_identity(cfg.model_weights), model_code=cfg.model_code and settings_key(cfg.model_code))
+    fields.update(weights=file_identity(cfg.model_weights), model_code=cfg.model_code and settings_key(cfg.model_code),
+                  transforms=cfg.resolved_transforms.record())
     fields.update(attacks=[s.record() for s in cfg.attack_specs()], amp=cfg.amp and device_type == "cuda",
                   device_type=device_type)
     return settings_key(fields)
@@ -157,7 +158,8 @@ def train_baseline(cfg: TrialConfig, quiet: bool = True) -> Baseline:
     train(model, data, settings, seed, device, quiet, desc="baseline", guard=guard)
     metrics = evaluate(model, data, cfg, device)
     metrics.update(guard.summary() if guard else {})
-    return Baseline(model_payload(model, architecture_spec(model, arch, [], data.shape)), metrics)
+    spec = architecture_spec(model, arch, [], data.shape, cfg.resolved_transforms.expected_input())
+    return Baseline(model_payload(model, spec), metrics)
 
 
 def _progress_reporter(progress: Progress, cfg: TrialConfig, baseline: Baseline, data: Dataset,
@@ -199,7 +201,8 @@ def run_trial(cfg: TrialConfig, baseline: Baseline, quiet: bool = True,
             report(m, round_index + 1)
 
     removed = prune(model, cfg.prune_settings(), calib, device, finetune, seeds["training"])
-    spec = architecture_spec(model, baseline.payload["spec"]["arch"], removed, data.shape)
+    spec = architecture_spec(model, baseline.payload["spec"]["arch"], removed, data.shape,
+                             cfg.resolved_transforms.expected_input())
     base = baseline.metrics
     metrics = {f"{k}_baseline": v for k, v in base.items()}  # latency: the baseline timed beside the model
     metrics.update(evaluate(model, data, cfg, device, baseline=baseline.model().to(device)))

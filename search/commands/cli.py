@@ -41,7 +41,7 @@ def _trial_config(args):
     from trainables.config import TrialConfig
 
     raw = read_yaml_mapping(args.config) if args.config else {}
-    for key in ("dataset", "data_dir", "test_shards", "image_size", "model", "model_weights", "criterion",
+    for key in ("dataset", "data_dir", "test_shards", "image_size", "transforms", "model", "model_weights", "criterion",
                 "granularity", "ratio", "iterations", "seed", "device", "val_size", "eval_size", "test_size"):
         value = getattr(args, key)
         if value is not None:
@@ -157,6 +157,8 @@ def add_trial_parser(sub) -> None:
     p.add_argument("--test-shards", dest="test_shards", help="webdataset: the test shards (path or URL, {000..099})")
     p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
     p.add_argument("--image-size", dest="image_size", type=int, help="streamed datasets: crop side (default 224)")
+    p.add_argument("--transforms", help="imagenet, cifar, none, timm or python:MODULE:FN (default: the data's; "
+                                        "knobs: in --config)")
     p.add_argument("--model", help="a built-in name, torchvision:NAME, timm:NAME or python:MODULE:CALLABLE")
     p.add_argument("--model-weights", dest="model_weights",
                    help="the model's trained weights (state_dict, checkpoint or .safetensors): the baseline")

@@ -51,6 +51,14 @@ def _write_card(out: Path, card: dict) -> None:
     write_text_atomic(out / "model_card.json", json.dumps(card, indent=2))
 
 
+def expected_input(spec: dict) -> dict:
+    """What the model wants to be given: images of its input shape in [0, 1], preprocessed as in
+    its search (resize, crop, interpolation), and normalized by the model itself."""
+    return {"shape": spec["input_shape"], "pixel_range": [0, 1], **spec.get("expected_input", {}),
+            "normalization": {"mean": spec["arch"]["mean"], "std": spec["arch"]["std"],
+                              "applied": "inside the model: do not normalize its input"}}
+
+
 @dataclass(frozen=True)
 class Constraints:
     max_flops: float | None = None
@@ -187,6 +195,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
         card = {
             "experiment": experiment, "search_run_id": parent.info.run_id, "source_run_id": run.info.run_id,
             "constraints": constraints.describe(), "input_shape": list(example.shape[1:]),
+            "expected_input": expected_input(payload["spec"]),
             "params": dict(run.data.params), "metrics": dict(run.data.metrics),
             "test_robustness_curve": _records(tracking_uri, parent).tests.robustness_curve(run.info.run_id),
             "search_config": search_config,

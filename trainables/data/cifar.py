@@ -80,6 +80,7 @@ def _files_problem(name: str, data_dir: str) -> str | None:
 
 
 for _name in CIFAR_ARCHIVES:
-    register(_name, default_eps=8 / 255, size=50000, test_size=10000, augment=True, needs_files=True,
+    register(_name, default_eps=8 / 255, size=50000, side=32, test_size=10000, default_transforms="cifar",
+             needs_files=True,
              files_problem=lambda data_dir, options, _n=_name: _files_problem(_n, data_dir))(
         lambda _n=_name, **kw: _load_cifar(_n, **kw))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .registry import Dataset, DatasetUnavailable, register_streamed, streamed_dataset
-from .transforms import image_transforms
+from .transforms import ResolvedTransforms, build_transforms, streamed_transforms
 
 TEST_SPLITS = ("test", "validation")
 
@@ -64,10 +64,10 @@ def counts(data_dir: str, options: dict | None = None) -> tuple[int, int]:
 class HubImages:
     """One split's rows, their images decoded and transformed (the ImageSource of a StreamedSplit)."""
 
-    def __init__(self, split, image_column: str, label_column: str, image_size: int):
+    def __init__(self, split, image_column: str, label_column: str, transforms: ResolvedTransforms):
         self.split, self.image_column = split, image_column
         self.labels = torch.as_tensor(split[label_column], dtype=torch.int64)
-        self.train_transform, self.eval_transform = image_transforms(image_size)
+        self.train_transform, self.eval_transform = build_transforms(transforms)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -82,16 +82,17 @@ class HubImages:
 
 def open_hf(name: str, seed: int, data_dir: str | None, val_size: int | None, image_size: int = 224,
             workers: int = 0, mean=None, std=None, image_column: str = "image", label_column: str = "label",
-            **_) -> Dataset:
+            transforms: ResolvedTransforms | None = None, **_) -> Dataset:
     problem = files_problem(data_dir, {"image_column": image_column, "label_column": label_column})
     if problem:
         raise DatasetUnavailable(f"data_dir: {problem}")
     train, test = _splits(data_dir)
-    pool = HubImages(train, image_column, label_column, image_size)
-    held_out = HubImages(test, image_column, label_column, image_size)
+    transforms = streamed_transforms(transforms, image_size)
+    pool = HubImages(train, image_column, label_column, transforms)
+    held_out = HubImages(test, image_column, label_column, transforms)
     feature = train.features[label_column]
     classes = getattr(feature, "num_classes", None) or int(pool.labels.max()) + 1
-    return streamed_dataset(name, pool, held_out, classes, seed, val_size, workers, mean, std, image_size)
+    return streamed_dataset(name, pool, held_out, classes, seed, val_size, workers, mean, std, transforms)
 
 
 register_streamed("hf", default_eps=4 / 255, opener=open_hf, counts=counts, files_problem=files_problem)

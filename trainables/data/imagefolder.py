@@ -1,9 +1,9 @@
 """`data.name: imagefolder`: the ImageNet layout, streamed from disk.
 
 `data_dir/train/<class>/*.jpg` is the training pool (validation is carved out of it by
-`val_size`), `data_dir/val/<class>/*.jpg` the test split. Training images get a
-random-resized crop and a flip at `image_size`; every other read resizes to
-image_size / 0.875 and crops the centre. Decoding runs in `workers` DataLoader processes.
+`val_size`), `data_dir/val/<class>/*.jpg` the test split. Training reads go through the
+training transform, every other read through the evaluation one (`transforms.py`).
+Decoding runs in `workers` DataLoader processes.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .registry import Dataset, DatasetUnavailable, register_streamed, streamed_dataset
-from .transforms import image_transforms
+from .transforms import ResolvedTransforms, build_transforms, streamed_transforms
 
 @lru_cache(maxsize=8)
 def _scan(folder: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
@@ -50,10 +50,10 @@ def counts(data_dir: str, options: dict | None = None) -> tuple[int, int]:
 class FolderImages:
     """One split folder's images, decoded with PIL and transformed (the ImageSource of a StreamedSplit)."""
 
-    def __init__(self, folder: str, image_size: int):
+    def __init__(self, folder: str, transforms: ResolvedTransforms):
         _, self.samples = _scan(folder)
         self.labels = torch.tensor([label for _, label in self.samples], dtype=torch.int64)
-        self.train_transform, self.eval_transform = image_transforms(image_size)
+        self.train_transform, self.eval_transform = build_transforms(transforms)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -71,15 +71,17 @@ class FolderImages:
 
 
 def open_imagefolder(name: str, seed: int, data_dir: str | None, val_size: int | None, image_size: int = 224,
-                     workers: int = 0, mean=None, std=None, **_) -> Dataset:
+                     workers: int = 0, mean=None, std=None, transforms: ResolvedTransforms | None = None,
+                     **_) -> Dataset:
     problem = files_problem(data_dir)
     if problem:
         raise DatasetUnavailable(f"data_dir: {problem}")
     root = Path(data_dir)
     classes = _scan(str(root / "train"))[0]
-    return streamed_dataset(name, FolderImages(str(root / "train"), image_size),
-                            FolderImages(str(root / "val"), image_size), len(classes), seed, val_size, workers,
-                            mean, std, image_size)
+    transforms = streamed_transforms(transforms, image_size)
+    return streamed_dataset(name, FolderImages(str(root / "train"), transforms),
+                            FolderImages(str(root / "val"), transforms), len(classes), seed, val_size, workers,
+                            mean, std, transforms)
 
 
 register_streamed("imagefolder", default_eps=4 / 255, opener=open_imagefolder, counts=counts,

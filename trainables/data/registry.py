@@ -8,7 +8,7 @@ splits hold indices and read images when a batch or a bounded subset is asked fo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -16,7 +16,8 @@ import torch
 
 from ..registry import one_of
 from .splits import ImageSource, Split, StreamedSplit
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .transforms import (IMAGENET_MEAN, IMAGENET_STD, ResolvedTransforms, build_transforms, in_memory_augment,
+                         preset_transforms, transform_batch)
 
 
 class DatasetUnavailable(ValueError):
@@ -32,8 +33,9 @@ class Dataset:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    augment: bool  # random crop + flip during training (in-memory: here; streamed: the source's transform)
+    augment: bool  # training batches go through the training transform
     shape: tuple[int, int, int]  # (C, H, W) the model sees
+    transforms: ResolvedTransforms
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class DatasetInfo:
     loader: Callable[..., tuple] | None = None  # in memory: (**options) -> (x, y, x_test|None, y_test|None)
     size: int | None = None  # in memory: images the loader returns besides an official test split
     test_size: int | None = None  # the official test split's size; None: carved out of `size`
-    augment: bool = False
+    default_transforms: str = "none"  # in memory: the preset used when none is configured
+    side: int | None = None  # in memory: the images' side
     needs_files: bool = False  # read from data_dir
     # (data_dir, options) -> one line saying what is wrong with the files, or None
     files_problem: Callable[[str, dict], str | None] = lambda data_dir, options: None
@@ -82,12 +85,13 @@ def check_val_size(name: str, val_size: int | None, data_dir: str | None = None,
 DATASETS: dict[str, DatasetInfo] = {}
 
 
-def register(name: str, default_eps: float, size: int, test_size: int | None = None, augment: bool = False,
-             needs_files: bool = False,
+def register(name: str, default_eps: float, size: int, side: int, test_size: int | None = None,
+             default_transforms: str = "none", needs_files: bool = False,
              files_problem: Callable[[str, dict], str | None] = lambda data_dir, options: None):
     """An in-memory dataset: the decorated loader returns its arrays."""
     def wrap(fn):
-        DATASETS[name] = DatasetInfo(default_eps, fn, size, test_size, augment, needs_files, files_problem)
+        DATASETS[name] = DatasetInfo(default_eps, fn, size, test_size, default_transforms, side, needs_files,
+                                     files_problem)
         return fn
     return wrap
 
@@ -95,20 +99,21 @@ def register(name: str, default_eps: float, size: int, test_size: int | None = N
 def register_streamed(name: str, default_eps: float, opener: Callable[..., Dataset],
                       counts: Callable[[str, dict], tuple[int, int]],
                       files_problem: Callable[[str, dict], str | None]) -> None:
-    DATASETS[name] = DatasetInfo(default_eps, augment=True, needs_files=True, files_problem=files_problem,
-                                 opener=opener, counts=counts)
+    DATASETS[name] = DatasetInfo(default_eps, needs_files=True, files_problem=files_problem, opener=opener,
+                                 counts=counts)
 
 
 def streamed_dataset(name: str, pool: ImageSource, test: ImageSource, num_classes: int, seed: int,
-                     val_size: int | None, workers: int, mean, std, image_size: int,
+                     val_size: int | None, workers: int, mean, std, transforms: ResolvedTransforms,
                      split_type: type[StreamedSplit] = StreamedSplit) -> Dataset:
     """A streamed dataset: validation held out of the training pool (seeded), `test` whole;
     normalized by `mean`/`std`, else ImageNet's statistics."""
     perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
     n_val = split_sizes(len(pool), 0, val_size)["val"]
+    side = transforms.image_size
     return Dataset(name, split_type(pool, perm[n_val:], workers), split_type(pool, perm[:n_val], workers),
                    split_type(test, torch.arange(len(test)), workers), num_classes,
-                   tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, image_size, image_size))
+                   tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, side, side), transforms)
 
 
 _CACHE: dict[tuple, Dataset] = {}
@@ -134,6 +139,10 @@ def load_dataset(name: str, seed: int = 0, data_dir: str | None = None, download
 
 def _in_memory(name: str, info: DatasetInfo, seed: int, data_dir: str | None, download: bool,
                val_size: int | None, options: dict) -> Dataset:
+    """Splits held as tensors: the training split raw (its batches go through the training
+    transform), validation and test through the evaluation transform once, here."""
+    options = dict(options)
+    transforms = options.pop("transforms", None)
     x, y, xt, yt = info.loader(seed=seed, data_dir=data_dir, download=download, **options)
     x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
@@ -145,9 +154,16 @@ def _in_memory(name: str, info: DatasetInfo, seed: int, data_dir: str | None, do
     else:
         test = Split(torch.as_tensor(xt, dtype=torch.float32), torch.as_tensor(yt, dtype=torch.int64))
     n_val = sizes["val"]
+    side = int(x.shape[-1])
+    transforms = replace(transforms or preset_transforms(side, info.default_transforms), image_size=side)
+    train_transform, eval_transform = build_transforms(transforms)
+    augment = transforms.augments()
+    train = Split(x[perm[n_val:]], y[perm[n_val:]], in_memory_augment(transforms, train_transform))
     val = Split(x[perm[:n_val]], y[perm[:n_val]])
-    train = Split(x[perm[n_val:]], y[perm[n_val:]])
+    if transforms.evaluation_changes_images():
+        val, test = (Split(transform_batch(s.x, eval_transform, None), s.y) for s in (val, test))
     mean = tuple(train.x.mean(dim=(0, 2, 3)).tolist())
     std = tuple(train.x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
     c, h, w = train.x.shape[1:]
-    return Dataset(name, train, val, test, int(y.max()) + 1, mean, std, info.augment, (int(c), int(h), int(w)))
+    return Dataset(name, train, val, test, int(y.max()) + 1, mean, std, augment, (int(c), int(h), int(w)),
+                   transforms)

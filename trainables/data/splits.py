@@ -13,6 +13,8 @@ from typing import Iterator, Protocol
 
 import torch
 
+from .transforms import BatchAugment
+
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -23,21 +25,11 @@ def seeded_choice(n: int, size: int, seed: int) -> torch.Tensor | None:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4) -> torch.Tensor:
-    """Random crop (zero padding) + horizontal flip, on the batch's device."""
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-    out = padded[:, :, dy:dy + h, dx:dx + w]
-    flip = torch.rand(n, generator=generator) < 0.5
-    out[flip.to(x.device)] = out[flip.to(x.device)].flip(3)
-    return out
-
-
 @dataclass(frozen=True)
 class Split:
     x: torch.Tensor
     y: torch.Tensor
+    augmenter: BatchAugment | None = None  # what `augment` does to a training batch
 
     def __len__(self) -> int:
         return len(self.y)
@@ -45,20 +37,22 @@ class Split:
     def subset(self, size: int, seed: int) -> "Split":
         """A fixed, seeded subset (the whole split when size >= len)."""
         idx = seeded_choice(len(self), size, seed)
-        return self if idx is None else Split(self.x[idx], self.y[idx])
+        return self if idx is None else replace(self, x=self.x[idx], y=self.y[idx])
 
     def slice(self, lo: int, hi: int) -> "Split":
-        return Split(self.x[lo:hi], self.y[lo:hi])
+        return replace(self, x=self.x[lo:hi], y=self.y[lo:hi])
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = False,
                 augment: bool = False) -> Batches:
-        """Training or evaluation batches; `augment`: random crop + flip (small natural images)."""
+        """Training or evaluation batches; `augment`: through the training transform, if any."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
             x = self.x[idx]
-            yield (augment_batch(x, generator) if augment else x), self.y[idx]
+            if augment and self.augmenter is not None:
+                x = self.augmenter(x, generator)
+            yield x, self.y[idx]
 
 
 class ImageSource(Protocol):

@@ -31,7 +31,7 @@ from ..remote_files import file_stamp, filesystem
 from .cache import cache_dir
 from .registry import Dataset, DatasetUnavailable, register_streamed, streamed_dataset
 from .splits import Batches, StreamedSplit
-from .transforms import image_transforms
+from .transforms import ResolvedTransforms, build_transforms, streamed_transforms
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 LABEL_EXTENSION = "cls"
@@ -130,12 +130,12 @@ def shard_index(url: str) -> ShardIndex:
 class ShardImages:
     """Every sample of a list of shards, by global index (the ImageSource of a StreamedSplit)."""
 
-    def __init__(self, pattern: str, image_size: int):
+    def __init__(self, pattern: str, transforms: ResolvedTransforms):
         self.urls = expand_braces(pattern)
         self.indexes = [shard_index(url) for url in self.urls]
         self.starts = torch.tensor([0] + [len(i.labels) for i in self.indexes]).cumsum(0)
         self.labels = torch.tensor([y for i in self.indexes for y in i.labels], dtype=torch.int64)
-        self.train_transform, self.eval_transform = image_transforms(image_size)
+        self.train_transform, self.eval_transform = build_transforms(transforms)
         self._open: dict[tuple[int, str], object] = {}  # (pid, url) -> an open file; a forked worker opens its own
 
     def __len__(self) -> int:
@@ -255,13 +255,15 @@ def counts(data_dir: str, options: dict) -> tuple[int, int]:
 
 
 def open_webdataset(name: str, seed: int, data_dir: str | None, val_size: int | None, image_size: int = 224,
-                    workers: int = 0, mean=None, std=None, test_shards: str | None = None, **_) -> Dataset:
+                    workers: int = 0, mean=None, std=None, test_shards: str | None = None,
+                    transforms: ResolvedTransforms | None = None, **_) -> Dataset:
     problem = files_problem(data_dir, {"test_shards": test_shards})
     if problem:
         raise DatasetUnavailable(f"data_dir: {problem}")
-    pool, test = ShardImages(data_dir, image_size), ShardImages(test_shards, image_size)
+    transforms = streamed_transforms(transforms, image_size)
+    pool, test = ShardImages(data_dir, transforms), ShardImages(test_shards, transforms)
     classes = int(max(pool.labels.max(), test.labels.max())) + 1
-    return streamed_dataset(name, pool, test, classes, seed, val_size, workers, mean, std, image_size,
+    return streamed_dataset(name, pool, test, classes, seed, val_size, workers, mean, std, transforms,
                             split_type=ShardedSplit)
 
 

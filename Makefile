@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-driver bench-search bench-finetune clean
+.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-driver bench-search bench-finetune bench-transforms clean
 
 install: $(STAMP)
 
@@ -65,6 +65,9 @@ bench-search: install
 
 bench-finetune: install
 	$(PY) bench/bench_finetune_methods.py
+
+bench-transforms: install
+	$(PY) bench/bench_transforms.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns ray_results robustprune_runs

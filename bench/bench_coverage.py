@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from coverage_cells import MODELS, fresh, try_cell  # noqa: E402
+from coverage_cells import MODELS, MODERN_MODELS, fresh, try_cell  # noqa: E402
 
 from trainables.models import removable_blocks  # noqa: E402
 from trainables.prune import CRITERIA  # noqa: E402
@@ -22,7 +22,7 @@ from trainables.prune import CRITERIA  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/coverage.md")
-    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--models", nargs="+", default=MODELS + MODERN_MODELS)
     args = ap.parse_args()
     torch.set_num_threads(1)
     lines = ["| model | removable blocks | filter criteria | layer criteria | slowest cell |", "|---|---|---|---|---|"]

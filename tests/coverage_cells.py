@@ -14,6 +14,10 @@ from trainables.prune import PruneSettings, prune
 MODELS = ["torchvision:resnet18", "torchvision:resnet50", "torchvision:vgg16_bn", "torchvision:mobilenet_v2",
           "torchvision:efficientnet_b0", "torchvision:regnet_y_400mf", "torchvision:shufflenet_v2_x0_5",
           "timm:resnet18", "timm:resnet50"]
+# Networks whose blocks are shortcuts through identity modules or branches ending in a
+# computation (layer scale, channel slice), and DenseNet's concatenations (no blocks).
+MODERN_MODELS = ["torchvision:convnext_tiny", "torchvision:mobilenet_v3_small", "torchvision:densenet121",
+                 "timm:convnext_atto", "timm:regnety_002", "timm:ghostnet_100", "timm:efficientnet_b0"]
 
 
 def fresh(name: str) -> torch.nn.Module:

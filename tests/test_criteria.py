@@ -260,3 +260,47 @@ def test_vip_of_features_that_never_vary_is_zero():
     import numpy as np
 
     assert vip_scores(np.zeros((6, 4)), np.array([0, 1, 2, 0, 1, 2])).tolist() == [0.0] * 4
+
+
+class _ChannelsLast(nn.Module):
+    """ConvNeXt's pattern: pointwise Linear layers on a channels-last map (N, H, W, C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc1, self.act, self.fc2 = nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.fc2(self.act(self.fc1(self.conv(x).permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+        return self.head(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("criterion", ["kl", "expected_abs"])
+def test_filter_criteria_read_the_channels_of_a_linear_layer_on_a_channels_last_map(criterion):
+    torch.manual_seed(0)
+    model = _ChannelsLast().eval()
+    calib = Split(torch.rand(16, 3, 6, 6), torch.randint(0, 4, (16,)))
+    importance = FILTER_CRITERIA[criterion].make()
+    importance.prepare(model, calib, CPU)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=calib.x[:1])
+    group = graph.get_pruning_group(model.fc1, tp.prune_linear_out_channels, idxs=list(range(16)))
+    scores = importance(group)
+    with torch.no_grad():
+        if criterion == "expected_abs":  # the mean |GELU(fc1)| of each of its 16 channels (last dim)
+            hidden = F.gelu(model.fc1(model.conv(calib.x).permute(0, 2, 3, 1)))
+            direct = hidden.abs().mean((1, 2)).mean(0)
+            kept = scores.isfinite()  # the best channel scores +inf: a layer keeps it
+            assert int(kept.sum()) == 15 and int(direct.argmax()) == int((~kept).nonzero())
+            assert torch.allclose(scores[kept] / scores[kept].mean(), direct[kept] / direct[kept].mean(), rtol=1e-4)
+            return
+        reference = model(calib.x)
+        direct = []
+        for c in range(16):
+            ablated = copy.deepcopy(model)
+            ablated.fc1.weight[c] = 0  # fc1's channel c is 0, GELU(0) = 0: the channel is gone
+            ablated.fc1.bias[c] = 0
+            direct.append(_kl(reference, ablated(calib.x)))
+    direct = torch.stack(direct).float()
+    keep = torch.arange(16) != int(direct.argmax())  # a layer keeps its best channel (+inf)
+    assert torch.allclose(scores[keep], direct[keep], rtol=1e-3, atol=1e-6) and direct.std() > 0

@@ -4,10 +4,13 @@ A block is removable when it computes `x + F(x)` (then at most an activation) fr
 input x: its output has its input's shape, so replacing it by the identity changes no width
 or resolution. Built-in blocks say so themselves (`removable`, `.branch`); for any other
 network (torchvision, timm, the user's) each submodule is traced with torch.fx and kept when
-its graph adds its input to the output of one of its submodules, the branch F.
+its graph adds its input (directly, or through an identity module: timm's shortcuts) to
+anything else, the branch F: a submodule's output, or any computation (a layer scale, a
+channel slice), read then from the traced graph (`TracedBranch`).
 """
 from __future__ import annotations
 
+import copy
 import operator
 from dataclasses import dataclass
 from typing import Callable
@@ -52,12 +55,61 @@ def _is_regularizer(node: fx.Node) -> bool:
             and bool(node.args) and isinstance(node.args[0], fx.Node))
 
 
+def _is_identity_module(node: fx.Node, root: nn.Module) -> bool:
+    """A call of a module that returns its input: nn.Identity, or an empty nn.Sequential."""
+    if node.op != "call_module":
+        return False
+    m = root.get_submodule(node.target)
+    return isinstance(m, nn.Identity) or (isinstance(m, nn.Sequential) and len(m) == 0)
+
+
+def _through(node, passes, root: nn.Module):
+    while isinstance(node, fx.Node) and passes(node, root) and node.args:
+        node = node.args[0]
+    return node
+
+
+class TracedBranch(nn.Module):
+    """F(x) of a block whose branch does not end in one submodule call (ConvNeXt's layer scale,
+    GhostNet's channel slice): the block's traced graph cut at the add's other operand. It
+    shares the block's parameters; a forward hook registered on it sees F(x) whenever the
+    block runs (computed again from the block's input, so only scoring pays for it)."""
+
+    def __init__(self, block: nn.Module, graph: fx.GraphModule):
+        super().__init__()
+        self.graph = graph
+        self._block = [block]  # not a child: the block is the network's, not this module's
+
+    def forward(self, x):
+        return self.graph(x)
+
+    def register_forward_hook(self, hook, **kwargs):
+        def on_block(_module, inputs, _output):
+            with torch.no_grad():
+                return hook(self, inputs, self.graph(*inputs))
+        return self._block[0].register_forward_hook(on_block)
+
+
+def _cut_at(module: nn.Module, traced: fx.GraphModule, node: fx.Node) -> fx.GraphModule:
+    """`module`'s graph returning `node`'s value: what only the rest used is dropped."""
+    cut = fx.GraphModule(module, copy.deepcopy(traced.graph))
+    end = next(n for n in cut.graph.nodes if n.name == node.name)
+    next(n for n in cut.graph.nodes if n.op == "output").args = (end,)
+    cut.graph.eliminate_dead_code()
+    cut.delete_all_unused_submodules()
+    cut.recompile()
+    return cut
+
+
 def residual_branch(module: nn.Module) -> nn.Module | None:
-    """The submodule computing F when `module` computes act(x + F(x)); else None."""
+    """What computes F when `module` computes act(x + F(x)) from its own input x (the other
+    operand through identity modules): the branch's last submodule where the branch ends in
+    one, else a TracedBranch; None when `module` is not such a block."""
     try:
-        graph = fx.symbolic_trace(module).graph
+        traced = fx.symbolic_trace(module)
     except Exception:  # data-dependent control flow and the like: not a block we can read
         return None
+    graph = traced.graph
     inputs = [n for n in graph.nodes if n.op == "placeholder"]
     if len(inputs) != 1:
         return None
@@ -69,13 +121,16 @@ def residual_branch(module: nn.Module) -> nn.Module | None:
         (result.op == "call_method" and result.target in ("add", "add_")))
     if not is_add or len(result.args) != 2:
         return None
-    a, b = result.args
-    branch = b if a is inputs[0] else a if b is inputs[0] else None
-    while isinstance(branch, fx.Node) and _is_regularizer(branch):
-        branch = branch.args[0]  # stochastic depth / drop-path: the identity in evaluation
-    if not isinstance(branch, fx.Node) or branch.op != "call_module":
+    a, b = (_through(arg, _is_identity_module, module) for arg in result.args)
+    branch = result.args[1] if a is inputs[0] else result.args[0] if b is inputs[0] else None
+    # stochastic depth / drop-path functions: the identity in evaluation (a module, such as
+    # timm's DropPath or an nn.Identity in its place, is hooked as it is: its output is F(x))
+    branch = _through(branch, lambda node, root: _is_regularizer(node), module)
+    if not isinstance(branch, fx.Node) or branch is inputs[0]:
         return None
-    return module.get_submodule(branch.target)
+    if branch.op == "call_module":
+        return module.get_submodule(branch.target)
+    return TracedBranch(module, _cut_at(module, traced, branch))
 
 
 def removable_blocks(model: nn.Module) -> dict[str, ResidualBlock]:

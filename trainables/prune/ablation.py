@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..models import classifier_layer
-from .activations import leaf_modules
+from .activations import channels_first, leaf_modules
 
 # Images per forward pass of batched ablations: a GPU wants large batches; on CPU, passes
 # beyond the calibration batch itself are slower (measured: 2048 images 3x slower than 256).
@@ -150,9 +150,11 @@ def channel_ablations(layers: list[tuple[nn.Module, list[int], list[int]]]) -> I
                 if start <= root < start + k:
                     mask[root - start, idx] = 0
 
-            def hook(_m, _i, out, mask=mask):
-                shape = (k, 1, out.shape[1]) + (1,) * (out.dim() - 2)
-                return (out.view(k, batch, *out.shape[1:]) * mask.view(shape)).view_as(out)
+            def hook(module, _i, out, mask=mask):
+                first = channels_first(module, out)
+                shape = (k, 1, first.shape[1]) + (1,) * (first.dim() - 2)
+                masked = (first.reshape(k, batch, *first.shape[1:]) * mask.view(shape)).view_as(first)
+                return masked.movedim(1, -1) if first is not out else masked
             handles.append(layer.register_forward_hook(hook))
         return handles, [layer for layer, _, _ in layers]
     return install

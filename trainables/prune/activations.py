@@ -110,6 +110,12 @@ def activation_after(order: list[nn.Module], i: int) -> Callable[[torch.Tensor],
     return ACTIVATION_FUNCTIONS.get(type(following), lambda t: t)
 
 
+def channels_first(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """`out` with its channels at dim 1: a Linear layer applied to a map (ConvNeXt's pointwise
+    layers, channels last: N, H, W, C) has them last."""
+    return out.movedim(-1, 1) if isinstance(module, nn.Linear) and out.dim() > 2 else out
+
+
 @torch.no_grad()
 def collect_scores(model: nn.Module, modules: dict[Hashable, tuple[nn.Module, Callable]], stat: ChannelStatistic,
                    calib: Split, device: torch.device, chunk: int = 128) -> dict[Hashable, torch.Tensor]:
@@ -118,8 +124,8 @@ def collect_scores(model: nn.Module, modules: dict[Hashable, tuple[nn.Module, Ca
     feats: dict[str, list[torch.Tensor]] = {k: [] for k in modules}
 
     def hook_for(name, activation):
-        def hook(_module, _inputs, out):
-            out = activation(out)
+        def hook(module, _inputs, out):
+            out = channels_first(module, activation(out))
             hw = tuple(out.shape[2:]) if out.dim() == 4 else (1, 1)
             feats[name].append(stat.per_sample(out.reshape(out.shape[0], out.shape[1], -1), hw).cpu())
         return hook

@@ -28,11 +28,16 @@ BlockScorer = Callable[[nn.Module, dict[str, ResidualBlock], Split, torch.device
 
 
 def stage_width(block: ResidualBlock) -> int:
-    """Blocks of one stage share their width: the channels of the branch's last BatchNorm
-    (or the block's, where the branch ends in e.g. a drop-path)."""
+    """Blocks of one stage share their width: the channels of the branch's last BatchNorm (or
+    the block's, where the branch ends in e.g. a drop-path); without one (ConvNeXt's LayerNorm
+    blocks), the outputs of the block's last convolution, linear layer or norm."""
     norms = [m for m in block.branch.modules() if isinstance(m, nn.BatchNorm2d)] or \
         [m for m in block.module.modules() if isinstance(m, nn.BatchNorm2d)]
-    return norms[-1].num_features
+    if norms:
+        return norms[-1].num_features
+    last = [m for m in block.module.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.LayerNorm))][-1]
+    return last.out_channels if isinstance(last, nn.Conv2d) else \
+        last.out_features if isinstance(last, nn.Linear) else last.normalized_shape[-1]
 
 
 def relative_to_stage(scores: dict[str, float], blocks: dict[str, ResidualBlock]) -> dict[str, float]:

@@ -257,6 +257,10 @@ class SearchSettings(Strict):
         return v
 
 
+MAX_SEEDS = 20
+REPLICA_SEED_STEP = 1000  # replica j of a search seeded s runs with trial seed s + 1000 j
+
+
 class EvaluationConfig(Strict):
     """The final evaluation of the front on the test split (never used for selection)."""
     test_size: int | None = Field(None, ge=1, description="test images; default: the whole test split")
@@ -264,6 +268,20 @@ class EvaluationConfig(Strict):
                                                      description="default: the search's attacks at full strength")
     eps_grid: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
         None, description="robustness curve (pixel units); default: 0, .5, 1, 1.5, 2 x eps")
+    seeds: int = Field(1, description="trial seeds per front model: 1 = the trial alone; k > 1 re-runs each front "
+                                   "point with k - 1 more seeds, reports mean and interval, decides the front on "
+                                   "the means")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SEEDS:
+            raise ValueError(f"got {v!r}; allowed: an integer from 1 to {MAX_SEEDS}")
+        return v
+
+    def replica_seeds(self, seed: int) -> list[int]:
+        """The trial seeds of a front model's replicas (the trial itself ran with `seed`)."""
+        return [seed + REPLICA_SEED_STEP * j for j in range(1, self.seeds)]
 
 
 EPS_GRID_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -399,8 +417,8 @@ class SearchConfig(Strict):
         evaluation): the baseline and the final evaluation use it; its pruning fields don't matter."""
         return self.trial_config(self.space.corner(self.space.granularities[0]))
 
-    def trial_config(self, sampled: dict[str, Any]) -> TrialConfig:
-        """The full trial config for one point of the search space."""
+    def trial_config(self, sampled: dict[str, Any], trial_seed: int | None = None) -> TrialConfig:
+        """The full trial config for one point of the search space (a replica's: with its trial seed)."""
         finetune = self.space.finetune_of(sampled["finetune_method"], sampled["finetune_epochs"])
         try:
             return TrialConfig(
@@ -411,6 +429,7 @@ class SearchConfig(Strict):
                 label_column=self.data.label_column, test_shards=self.data.test_shards,
                 transforms=self.data.transforms, model=self.model.name, model_weights=self.model.weights,
                 model_args=self.model.args, model_code=self.model.code, seed=self.experiment.seed,
+                trial_seed=trial_seed,
                 device=self.experiment.device, amp=self.experiment.amp, baseline=self.baseline,
                 granularity=sampled["granularity"],
                 criterion=sampled["criterion"], ratio=sampled["ratio"], iterations=sampled["iterations"],

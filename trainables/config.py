@@ -194,6 +194,9 @@ class TrialConfig(Strict):
     model_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the model's builder")
     model_code: str | None = Field(None, description="set by the driver: a python: file model's code, for workers")
     seed: int = 0
+    trial_seed: int | None = Field(None, description="a replica's seed: the fine-tuning's data order and "
+                                                     "augmentation, the calibration sample, the attacks' random "
+                                                     "starts; default: seed (the splits and subsets always follow seed)")
     device: Device = "auto"
     amp: bool = False
     baseline: TrainConfig = TrainConfig()
@@ -340,10 +343,14 @@ class TrialConfig(Strict):
         return getattr(self, phase).settings(self.amp, DATASETS[self.dataset].default_eps)
 
     def seeds(self) -> dict[str, int]:
-        """Every seed a trial uses, by purpose (one place, so records match what ran)."""
+        """Every seed a trial uses, by purpose (one place, so records match what ran). The data
+        (splits, evaluation and test subsets) follow `seed`; what a replica redraws (the global
+        RNG of pruning, the calibration sample, the fine-tuning's order and augmentation, the
+        attacks' random starts) follows `trial_seed`, by default the same."""
         s = self.seed
-        return {"splits": s, "training": s, "calibration": s + 1, "eval_subset": s, "test_subset": s,
-                "attacks": s, "finetune": s + 100}
+        t = s if self.trial_seed is None else self.trial_seed
+        return {"splits": s, "training": t, "calibration": t + 1, "eval_subset": s, "test_subset": s,
+                "attacks": t, "finetune": t + 100}
 
     def records(self) -> dict:
         """What a reader needs to know what was measured: resolved attacks, split sizes, seeds."""

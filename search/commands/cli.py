@@ -195,7 +195,7 @@ def _print_outcome(outcome) -> None:
     state = "finished" if outcome.complete else "stopped early"
     print(f"\nsearch {state}: {outcome.finished} trials finished, {outcome.errored} failed")
     print(f"Pareto front ({len(outcome.front)} models):")
-    print(front_table(outcome.front))
+    print(front_table(outcome.front, outcome.notes))
     print(f"\nexperiment folder: {outcome.experiment_path}")
     if not outcome.complete:
         print(f"continue with:    robustprune resume {outcome.experiment_path}")
@@ -245,8 +245,9 @@ def _tracking_uri(args) -> str:
 
 def cmd_pareto(args) -> int:
     from .export import front_rows
-    from ..front.table import front_table
+    from ..front.table import front_notes, front_table
     from ..tracking.lookup import find_parent_run
+    from ..tracking.schema import objectives_of
 
     uri = _tracking_uri(args)
     try:
@@ -255,7 +256,7 @@ def cmd_pareto(args) -> int:
         raise UsageError(str(e)) from None
     rows = sorted(front_rows(uri, parent), key=lambda r: -r["robust_acc"])
     print(f"Pareto front of '{args.experiment}' (run {parent.info.run_id}, {len(rows)} models):")
-    print(front_table(rows))
+    print(front_table(rows, front_notes(rows, objectives_of(parent))))
     _say_if_unfinished(parent)
     return 0
 

@@ -27,8 +27,9 @@ from trainables.latency import is_latency, machine_description, measure_latency,
 from trainables.store import load_payload, model_from_payload, save_model, write_text_atomic
 
 from ..tracking.lookup import find_parent_run
+from ..front.seeds import SEED_METRICS, SEEDS_METRIC, SUMMARY_PARTS, has_seeds, on_means
 from ..tracking.records import SearchRecords
-from ..tracking.schema import run_row
+from ..tracking.schema import objectives_of, run_row
 
 
 class NoModelFits(LookupError):
@@ -82,9 +83,22 @@ class Constraints:
 
 def latency_metric_of(parent) -> str:
     """The latency a search optimized (its latency objective), else the one every trial logs."""
-    objectives = [k.removeprefix("search.objectives.") for k in parent.data.params
-                  if k.startswith("search.objectives.")]
-    return next((m for m in objectives if is_latency(m)), "latency_ms")
+    return next((m for m in objectives_of(parent) if is_latency(m)), "latency_ms")
+
+
+def seeds_card(records: SearchRecords, run, search_config: dict) -> dict:
+    """What the model's seeds measured: each seed's values, and their mean and 95 % interval
+    (`evaluation.seeds` > 1); the weights are the trial's own."""
+    seed = search_config.get("experiment", {}).get("seed", 0)
+    metrics = run.data.metrics
+    per_seed = {seed: metrics, **records.replicas.of(run.info.run_id)}
+    card = {"count": int(metrics.get(SEEDS_METRIC, 1)),
+            "weights": f"the trial's own (trial seed {seed}); the other seeds' runs measured the interval",
+            "per_seed": {str(s): {m: v[m] for m in SEED_METRICS if m in v} for s, v in sorted(per_seed.items())}}
+    if has_seeds(metrics):
+        card["summary"] = {m: {part: metrics[f"{m}_{part}"] for part in SUMMARY_PARTS if f"{m}_{part}" in metrics}
+                           for m in SEED_METRICS if f"{m}_mean" in metrics}
+    return card
 
 
 def check_latency_logged(front: list[dict], metric: str) -> None:
@@ -175,7 +189,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
     check_export_target(out, force)
     client = MlflowClient(tracking_uri)
     parent = find_parent_run(tracking_uri, experiment, parent_run_id)
-    front = front_rows(tracking_uri, parent)
+    front = [on_means(r) for r in front_rows(tracking_uri, parent)]  # over seeds: picked on the means
     if constraints.max_latency_ms is not None:
         constraints = replace(constraints, latency_metric=constraints_metric or latency_metric_of(parent))
         check_latency_logged(front, constraints.latency_metric)
@@ -199,6 +213,7 @@ def export_model(tracking_uri: str, experiment: str, out: Path, formats: list[st
             "params": dict(run.data.params), "metrics": dict(run.data.metrics),
             "test_robustness_curve": _records(tracking_uri, parent).tests.robustness_curve(run.info.run_id),
             "search_config": search_config,
+            "seeds": seeds_card(_records(tracking_uri, parent), run, search_config),
             "files": {fmt: {"file": name, "sha256": _sha256(staged / name)} for fmt, name in files.items()},
             "latency": export_latency(model, payload["spec"]["input_shape"], search_config),
         }

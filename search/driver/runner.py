@@ -36,6 +36,7 @@ from .no_repeats import NoRepeats
 from .preflight import preflight, wait_for_cluster_resources
 from .prestarted_workers import use_prestarted_workers
 from .signals import reclaim_stop_signals
+from ..front.table import front_notes
 from ..tracking.report import log_report
 from .space import SearchSpace, make_sampler, optuna_storage
 from ..tracking.storage import read_bytes, write_bytes
@@ -57,6 +58,7 @@ class SearchOutcome:
     errored: int
     front: list[dict]
     complete: bool
+    notes: dict[str, str]  # front models by run id: what their seeds say of them (front/table.py)
 
 
 def init_ray(address: str | None) -> None:
@@ -147,14 +149,14 @@ def fit_tuner(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
 
 
 def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experiment_path: str,
-         baseline_test: dict, searcher: NoRepeats | None = None,
+         baseline: Baseline, baseline_test: dict, searcher: NoRepeats | None = None,
          final_eval: FrontEvaluation | None = None) -> SearchOutcome:
     """Run the tuner, then (when every trial ran) the front's final test evaluation; the
     parent run never stays RUNNING, whatever happens. `searcher` is given for a search run
     in one go: its count of proposals answered from the cache and where its workers' time
     went are logged (a resumed search's searcher is inside Tune, and its wall time has a gap).
     `final_eval` is the one the search's TrialLogger may have started early."""
-    final_eval = final_eval or FrontEvaluation(records, cfg)
+    final_eval = final_eval or FrontEvaluation(records, cfg, baseline)
     with records.parent.ending_on_error():
         records.tests.log_baseline(baseline_test)
         started = time.monotonic()
@@ -174,8 +176,8 @@ def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experimen
         # An unfinished search gets no final evaluation: what was started early is cancelled.
         evaluated, test_compute_s = final_eval.finish(front if complete and not cfg.search.dry_run else [])
         test_wall_s = time.monotonic() - started
-        if evaluated:  # pareto.csv and the description with test columns
-            front = records.front.update(cfg.search.objectives, final=True, plots=False).front
+        if evaluated:  # pareto.csv and the description with test columns (over seeds: the front on the means)
+            front = records.front.update(cfg.search.objectives, final=True, plots=cfg.evaluation.seeds > 1).front
             records.tests.log_robustness_curves(front)
         if searcher is not None:
             _log_worker_time(records, cfg, tune_wall_s, test_wall_s, test_compute_s)
@@ -186,7 +188,7 @@ def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experimen
             print(f"[robustprune] WARNING: report.html not logged ({e!r}); `robustprune report` makes it", flush=True)
     records.parent.finish("FINISHED" if complete else "KILLED")
     return SearchOutcome(cfg.experiment.name, experiment_path, records.parent.run_id, records.parent.tracking_uri,
-                         finished, errored, front, complete)
+                         finished, errored, front, complete, front_notes(front, cfg.search.objectives))
 
 
 def _logged_outside(grid: tune.ResultGrid, records: SearchRecords, cfg: SearchConfig) -> set[str]:
@@ -274,7 +276,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             objectives = cfg.search.objectives
             searcher = _searcher(cfg, name, records, warm)
             scheduler = SCHEDULERS[cfg.search.scheduler](cfg)
-            final_eval = None if cfg.search.dry_run else FrontEvaluation(records, cfg)
+            final_eval = None if cfg.search.dry_run else FrontEvaluation(records, cfg, baseline)
             tuner = tune.Tuner(
                 _trainable(cfg, baseline),
                 tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, cfg.search.max_concurrent),
@@ -289,7 +291,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                     verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
         print(f"[robustprune] experiment {experiment_path} | MLflow run {records.parent.run_id} at {uri}",
               flush=True)
-        return _fit(tuner, records, cfg, experiment_path, baseline_test, searcher, final_eval)
+        return _fit(tuner, records, cfg, experiment_path, baseline, baseline_test, searcher, final_eval)
 
 
 def absolute_experiment_path(path: str) -> str:
@@ -309,4 +311,4 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
         tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
         print(f"[robustprune] resuming {experiment_path} | MLflow run {records.parent.run_id}", flush=True)
-        return _fit(tuner, records, cfg, experiment_path, baseline_test)
+        return _fit(tuner, records, cfg, experiment_path, baseline, baseline_test)

@@ -9,6 +9,7 @@ import numpy as np
 from ..config import ACCURACY_METRICS
 from .dominance import non_dominated
 from .objectives import finetune_method_of, front_value
+from .seeds import on_means
 
 
 def _axes(objectives: dict[str, str]) -> tuple[str, str, str | None]:
@@ -30,18 +31,26 @@ class PlotAxes:
     y_title: str
     colour_title: str | None
     baseline: tuple[float, float | None]
+    errors: list[tuple[float, float]]  # y's 95 % interval below and above it (0, 0: a single seed)
 
 
 def _relative(rows: list[dict], objectives: dict[str, str], baseline: dict) -> PlotAxes:
+    """Over several seeds, a model's y is its mean and its error bar the 95 % interval."""
     x_key, y_key, c_key = _axes(objectives)
 
     def relative(key):
         scale = float(baseline.get(key) or 1.0)
         return [front_value(r, key, baseline) / scale for r in rows]
 
-    return PlotAxes(relative(x_key), [r[y_key] for r in rows], relative(c_key) if c_key else None,
-                    f"{x_key} relative to the baseline (1 = unpruned)", f"validation {y_key.replace('_', ' ')}",
-                    f"{c_key} relative" if c_key else None, (1.0, baseline.get(y_key)))
+    ys = [on_means(r)[y_key] for r in rows]
+    errors = [(y - r[f"{y_key}_ci_low"], r[f"{y_key}_ci_high"] - y) if f"{y_key}_ci_low" in r else (0.0, 0.0)
+              for y, r in zip(ys, rows)]
+    seeded = any(e != (0.0, 0.0) for e in errors)
+    return PlotAxes(relative(x_key), ys, relative(c_key) if c_key else None,
+                    f"{x_key} relative to the baseline (1 = unpruned)",
+                    f"validation {y_key.replace('_', ' ')}" + (" (front: mean and 95 % interval over seeds)"
+                                                              if seeded else ""),
+                    f"{c_key} relative" if c_key else None, (1.0, baseline.get(y_key)), errors)
 
 
 def _dominated_and_front(rows: list[dict], front_ids: set[str], xs: list[float]) -> tuple[dict, list[int]]:
@@ -89,6 +98,10 @@ def plot_png(rows: list[dict], front_ids: set[str], objectives: dict[str, str], 
         dots = ax.scatter([xs[i] for i in front], [ys[i] for i in front], c=[axes.colours[i] for i in front],
                           cmap="viridis", edgecolors="crimson", linewidths=1.5, s=50, label="Pareto front")
         fig.colorbar(dots, ax=ax, label=axes.colour_title)
+    bars = [i for i in front if axes.errors[i] != (0.0, 0.0)]
+    if bars:
+        ax.errorbar([xs[i] for i in bars], [ys[i] for i in bars], yerr=np.array([axes.errors[i] for i in bars]).T,
+                    fmt="none", ecolor="crimson", capsize=3, lw=1)
     for i in front:
         ax.annotate(rows[i]["criterion"], (xs[i], ys[i]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if base[1] is not None:
@@ -113,12 +126,15 @@ def front_figure(rows: list[dict], front_ids: set[str], objectives: dict[str, st
 
     def trace(idx, name, **style):
         third = (lambda i: f"<br>{axes.colour_title} {axes.colours[i]:.3f}") if axes.colours else (lambda i: "")
+        if any(axes.errors[i] != (0.0, 0.0) for i in idx):
+            style["error_y"] = {"type": "data", "symmetric": False, "array": [axes.errors[i][1] for i in idx],
+                                "arrayminus": [axes.errors[i][0] for i in idx]}
         return go.Scatter(
             x=[xs[i] for i in idx], y=[ys[i] for i in idx], name=name, **style,
             text=[f"{rows[i]['criterion']} {rows[i]['granularity']} ratio={rows[i]['ratio']:.2f} "
                   f"it={rows[i]['iterations']} {finetune_method_of(rows[i])}<br>"
-                  f"clean={rows[i]['clean_acc']:.3f} "
-                  f"robust={rows[i]['robust_acc']:.3f}{third(i)}<br>run {rows[i]['run_id']}" for i in idx],
+                  f"clean={on_means(rows[i])['clean_acc']:.3f} "
+                  f"robust={on_means(rows[i])['robust_acc']:.3f}{third(i)}<br>run {rows[i]['run_id']}" for i in idx],
             hoverinfo="text")
 
     dominated, front = _dominated_and_front(rows, front_ids, xs)

@@ -12,9 +12,10 @@ from mlflow.entities import RunTag
 
 from ..front.dominance import hypervolume, non_dominated
 from ..front.objectives import front_value, reference_point, to_minimization
+from ..front.seeds import front_on_means, has_seeds
 from ..front import plots as front_plots
-from ..front.table import front_csv, front_markdown
-from .schema import NOTE_TAG
+from ..front.table import front_csv, front_markdown, front_notes
+from .schema import LEFT_FRONT_TAG, NOTE_TAG
 from .trial_runs import ChildRecord, TrialRuns
 
 PLOT_EVERY_S = 30.0  # the parent's live views: at least this often, and the description whenever the front changes
@@ -66,13 +67,26 @@ class LiveFront:
             hv = hypervolume(points, reference_point(objectives))
         return candidates + [c for c in new if not c.feasible], hv
 
-    def _description(self, front: list[dict], finished: int, hv: float, final: bool) -> str:
+    def _decide_on_means(self, objectives: dict[str, str]) -> None:
+        """With summaries over seeds (evaluation.seeds > 1), the front is the non-dominated set
+        of its members' means: one that is not leaves it, tagged `left_front_on_means`."""
+        replicated = [c for c in self._front if has_seeds(c.row)]
+        if not replicated:
+            return
+        kept = front_on_means([c.row for c in replicated], objectives, self.parent.baseline_metrics())
+        left = {c.run_id for c, on in zip(replicated, kept) if not on}
+        for run_id in left:
+            self.parent.client.set_tag(run_id, LEFT_FRONT_TAG, "true")
+        self._front = [c for c in self._front if c.run_id not in left]
+
+    def _description(self, front: list[dict], finished: int, hv: float, final: bool,
+                     objectives: dict[str, str]) -> str:
         """The parent run's description (markdown): the search, its hypervolume and its front."""
         state = "final" if final else f"live: refreshed when the front changes and every {PLOT_EVERY_S:.0f} s"
         test = "" if final else " Test columns fill in after the search (final evaluation)."
         return (f"{self.parent.summary()}\n\n**Hypervolume {hv:.4f}** after {finished} finished trials ({state})."
                 f" Front: {len(front)} models, best validation robust accuracy first.{test}\n\n"
-                f"{front_markdown(front, self.parent.experiment_id)}\n\n"
+                f"{front_markdown(front, self.parent.experiment_id, front_notes(front, objectives))}\n\n"
                 f"Filter the runs table with `tags.pareto = 'true'` to list the front.")
 
     def plot(self, objectives: dict[str, str], front_ids: set[str]) -> None:
@@ -109,6 +123,7 @@ class LiveFront:
             self.trials.forget()
             self._front = None
         touched, hv = self._advance(objectives)
+        self._decide_on_means(objectives)
         front_ids = {c.run_id for c in self._front}
         for c in touched:
             flag = "true" if c.run_id in front_ids else "false"
@@ -123,7 +138,7 @@ class LiveFront:
         if final or redraw or front_ids != self._shown:
             self.parent.client.log_batch(  # one round trip: the queued metrics and the description
                 self.parent.run_id, metrics=self.parent.take_pending_metrics(),
-                tags=[RunTag(NOTE_TAG, self._description(front, finished, hv, final))])
+                tags=[RunTag(NOTE_TAG, self._description(front, finished, hv, final, objectives))])
             with tempfile.TemporaryDirectory() as d:
                 (Path(d) / "pareto.csv").write_text(front_csv(front))
                 self.parent.artifacts().log_artifacts(d)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..front.objectives import finetune_method_of, objective_values
+from ..front.objectives import objective_values
 from .records import SearchRecords
-from .schema import TRIAL_TAG, stopped_early
+from .schema import TRIAL_TAG, point_of, stopped_early
 
 
 @dataclass(frozen=True)
@@ -17,12 +17,8 @@ class MeasuredPoint:
 
 def measured_point(run, objectives: dict[str, str]) -> MeasuredPoint:
     """The point and objective values of a finished child run."""
-    p = run.data.params
-    point = {"granularity": p["granularity"], "criterion": p["criterion"], "ratio": float(p["ratio"]),
-             "iterations": int(p["iterations"]), "finetune_epochs": int(p["finetune_epochs"]),
-             "finetune_method": finetune_method_of(p)}
     feasible = run.data.tags.get("feasible", "true") == "true"
-    return MeasuredPoint(point, objective_values(run.data.metrics, objectives, feasible))
+    return MeasuredPoint(point_of(run.data.params), objective_values(run.data.metrics, objectives, feasible))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """One search's MLflow records, by job: the parent run, the trials' child runs, the live
-front and the test metrics. Picklable (Tune keeps the driver's callback in its
+front, the test metrics and the front's replicas. Picklable (Tune keeps the driver's callback in its
 checkpoint); the parts share one parent and its lazy client."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .live_front import LiveFront
 from .parent_run import ParentRun
+from .replica_runs import ReplicaRuns
 from .test_metrics import TestMetrics
 from .trial_runs import TrialRuns
 
@@ -17,11 +18,12 @@ class SearchRecords:
     trials: TrialRuns
     front: LiveFront
     tests: TestMetrics
+    replicas: ReplicaRuns
 
     @classmethod
     def of(cls, parent: ParentRun) -> "SearchRecords":
         trials = TrialRuns(parent)
-        return cls(parent, trials, LiveFront(trials), TestMetrics(parent))
+        return cls(parent, trials, LiveFront(trials), TestMetrics(parent), ReplicaRuns(parent))
 
     @classmethod
     def open(cls, tracking_uri: str, experiment_id: str, parent_run_id: str) -> "SearchRecords":

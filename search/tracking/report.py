@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from ..front.plots import front_figure, plot_hypervolume
-from ..front.table import FRONT_HEADERS, front_cells
+from ..front.table import FRONT_HEADERS, front_cells, front_notes
 from .records import SearchRecords
-from .schema import KIND_TAG, run_row
+from .schema import KIND_TAG, objectives_of, run_row
 
 REPORT_FILE = "report.html"
 
@@ -25,9 +25,10 @@ def png_tag(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _front_table(front: list[dict]) -> str:
+def _front_table(front: list[dict], objectives: dict[str, str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in FRONT_HEADERS)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in front_cells(r)) +
+    notes = front_notes(front, objectives)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in front_cells(r, notes.get(r["run_id"], ""))) +
                    f"<td>{html.escape(r['run_id'])}</td></tr>" for r in front)
     return f'<table id="front"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
@@ -40,9 +41,7 @@ def build_report(records: SearchRecords) -> str:
         from .study_report import build_study_report  # the study's page imports this module's helpers
 
         return build_study_report(records)
-    params = parent.data.params
-    objectives = {k.removeprefix("search.objectives."): v for k, v in params.items()
-                  if k.startswith("search.objectives.")}
+    objectives = objectives_of(parent)
     baseline = records.parent.baseline_metrics()
     finished = [r for r in records.trials.runs("FINISHED") if all(m in r.data.metrics for m in objectives)]
     rows = [run_row(r) for r in finished]
@@ -74,7 +73,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:1
 {len(front)} models on the front (validation metrics select; test metrics come from the final evaluation).
 Parent run <code>{parent.info.run_id}</code>.</p>
 <h2>Front</h2>
-{_front_table(front)}
+{_front_table(front, objectives)}
 <h2>Trials (interactive: hover a point)</h2>
 {plot}
 <h2>Search progress and robustness</h2>

@@ -13,6 +13,8 @@ TRIAL_PARAMS = ("setup", "criterion", "granularity", "ratio", "iterations", "fin
                 "seed")  # setup: a study's cells only
 KIND_TAG = "robustprune.kind"  # on a study's parent run: "study" (a search's parent has none)
 ROLE_TAG = "study_role"  # on a study's child runs: "cell" or "baseline"
+LEFT_FRONT_TAG = "left_front_on_means"  # a single-seed front model not on the front of the seeds' means
+REPLICA_TAG = "replica_of"  # on a front model's replica: the trial's run id (search/tracking/replica_runs.py)
 # Without a kind, MLflow's UI opens an experiment on its GenAI overview (traces), not on the runs.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 NOTE_TAG = "mlflow.note.content"  # the run's description in the UI (markdown)
@@ -47,6 +49,19 @@ def child_run_name(params: dict) -> str:
     name = (f"{params['criterion']}·{params['granularity']}·r{float(params['ratio']):.2f}·"
             f"it{params['iterations']}" + ("" if method == "natural" else f"·{method}"))
     return f"{params['setup']}·{name}·s{params['seed']}" if "setup" in params else name
+
+
+def objectives_of(parent) -> dict[str, str]:
+    """The objectives a search's parent run logged ({metric: "min" | "max"})."""
+    return {k.removeprefix("search.objectives."): v for k, v in parent.data.params.items()
+            if k.startswith("search.objectives.")}
+
+
+def point_of(params: dict[str, str]) -> dict:
+    """The search-space point a child run's params logged (what a trial config is made from)."""
+    return {"granularity": params["granularity"], "criterion": params["criterion"], "ratio": float(params["ratio"]),
+            "iterations": int(params["iterations"]), "finetune_epochs": int(params["finetune_epochs"]),
+            "finetune_method": finetune_method_of(params)}
 
 
 def trial_row(run_id: str, trial_id: str, params: dict[str, str], metrics: dict[str, float]) -> dict:

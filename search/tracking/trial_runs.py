@@ -13,7 +13,7 @@ from trainables.latency import is_latency
 
 from ..front.objectives import finetune_method_of
 from .parent_run import ParentRun, metric_batch
-from .schema import (PARENT_TAG, TRIAL_PARAMS, TRIAL_TAG, child_run_name, numeric_metrics, run_row, stopped_early,
+from .schema import (PARENT_TAG, REPLICA_TAG, TRIAL_PARAMS, TRIAL_TAG, child_run_name, numeric_metrics, run_row, stopped_early,
                      trial_row)
 
 
@@ -47,12 +47,14 @@ class TrialRuns:
     def client(self):
         return self.parent.client
 
-    def runs(self, status: str | None = None) -> list:
-        """The child runs as MLflow holds them now (of one status, when given)."""
+    def runs(self, status: str | None = None, replicas: bool = False) -> list:
+        """The child runs as MLflow holds them now (of one status, when given); the front's
+        replicas only when asked for (they are not trials)."""
         query = f"tags.`{PARENT_TAG}` = '{self.parent.run_id}'"
         if status:
             query += f" and attributes.status = '{status}'"
-        return self.client.search_runs([self.parent.experiment_id], query, max_results=50000)
+        runs = self.client.search_runs([self.parent.experiment_id], query, max_results=50000)
+        return runs if replicas else [r for r in runs if REPLICA_TAG not in r.data.tags]
 
     def known(self) -> dict[str, ChildRecord]:
         """The search's child runs by trial id: read from MLflow once, then kept current in
@@ -61,7 +63,7 @@ class TrialRuns:
         are deleted here; their trials are logged again."""
         if self._children is None:
             self._children = {}
-            for run in self.runs():
+            for run in self.runs(replicas=True):  # a replica's half-logged run goes too
                 if run.info.status not in ("FINISHED", "FAILED") and not stopped_early(run):
                     self.client.delete_run(run.info.run_id)
                 elif TRIAL_TAG in run.data.tags:
@@ -148,5 +150,6 @@ class TrialRuns:
             return load_payload(self.client.download_artifacts(run_id, "model.pt", d))
 
     def compute_seconds(self) -> float:
-        """The trials' compute (`trial_seconds`), finished and stopped early, summed."""
-        return sum(run.data.metrics.get("trial_seconds", 0.0) for run in self.runs())
+        """The trials' compute (`trial_seconds`), finished and stopped early, and the front's
+        replicas', summed."""
+        return sum(run.data.metrics.get("trial_seconds", 0.0) for run in self.runs(replicas=True))

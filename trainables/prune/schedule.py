@@ -41,6 +41,18 @@ def dependency_graph_errors():
                          f"allowed: layer, where it has residual blocks") from None
 
 
+@contextmanager
+def scoring_errors(criterion: str):
+    """A criterion that cannot score a network's coupled channels (torch-pruning's index errors on
+    GhostNet's sliced concatenations, say), as one line naming it."""
+    try:
+        yield
+    except (RuntimeError, IndexError) as e:
+        raise ValueError(f"criterion: filter criterion '{criterion}' cannot score this network's coupled channels "
+                         f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:100]}); allowed: another "
+                         f"filter criterion, or layer pruning") from None
+
+
 NO_RESIDUAL_BLOCKS = ("granularity: layer pruning needs residual blocks (output = input + branch, same shape); "
                       "this model has none")
 
@@ -69,7 +81,8 @@ def prune_filters(model: nn.Module, s: PruneSettings, calib: Split, device: torc
     for r in range(s.iterations):
         if prepare:
             prepare(model, calib, device)
-        pruner.step()
+        with scoring_errors(s.criterion):
+            pruner.step()
         model.zero_grad(set_to_none=True)
         finetune(model, r)
 

@@ -135,6 +135,12 @@ class StudyConfig(Strict):
             raise ValueError("the method is a factor; set study.finetune_methods instead")
         return v
 
+    @model_validator(mode="after")
+    def _seeds_are_a_factor(self):
+        if self.evaluation.seeds != 1:
+            raise ValueError("evaluation.seeds: a study runs every cell with each of study.seeds; allowed here: 1")
+        return self
+
     @property
     def seeds(self) -> list[int]:
         return list(self.study.seeds)

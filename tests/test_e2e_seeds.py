@@ -56,6 +56,10 @@ def test_front_models_are_replicated_summarized_and_the_front_decided_on_means(t
             logged = [run.data.metrics[f"{metric}_{p}"] for p in ("mean", "std", "ci_low", "ci_high")]
             assert logged == pytest.approx(expected, abs=1e-9), metric
 
+    for run in [*originals.values(), *replicas]:  # the runs' own times are the trials' (not their logging's)
+        seconds = (run.info.end_time - run.info.start_time) / 1000
+        assert run.data.metrics["trial_seconds"] - 1 <= seconds <= run.data.metrics["trial_seconds"] + 30, seconds
+
     # the final front: non-dominated on the validation means; a model that left it is tagged, off the front
     front = [r for r in originals.values() if r.data.tags["pareto"] == "true"]
     left = [r for r in originals.values() if r.data.tags.get("left_front_on_means") == "true"]

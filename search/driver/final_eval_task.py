@@ -32,9 +32,10 @@ def replica_task(baseline: Baseline, search_config: dict, point: dict, trial_see
     """Ray task body: a front model's point pruned and fine-tuned again from the search's
     baseline with another trial seed, then measured like the trial (validation) and like the
     front (test split); its metrics, `trial_seconds` the whole task's time."""
-    start = time.perf_counter()
+    start, wall_start = time.perf_counter(), time.time()
     use_cpus(cpus)
     cfg = SearchConfig.model_validate(search_config).trial_config(point, trial_seed)
     result = run_trial(cfg, baseline)
     test = final_evaluation(result.model, load_data(cfg), cfg, resolve_device(cfg.device))
-    return {**result.metrics, **test, "trial_seconds": time.perf_counter() - start}
+    return {**result.metrics, **test, "trial_seconds": time.perf_counter() - start,
+            "timing": {"started_ms": int(wall_start * 1000), "ended_ms": int(time.time() * 1000)}}

@@ -33,6 +33,7 @@ def with_objectives(metrics: dict, cfg: SearchConfig) -> dict:
 def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None:
     """Ray Tune function trainable: one trial, reported once with its pruned model (`final`
     1); under mo_asha also after every fine-tune epoch (`final` 0, no checkpoint)."""
+    started = time.time()
     cfg = SearchConfig.model_validate(search_config)
     use_cpus(cfg.resources.cpus_per_trial)
     trial_cfg = cfg.trial_config(sampled_point(config))
@@ -43,11 +44,18 @@ def pruning_trial(config: dict, baseline: Baseline, search_config: dict) -> None
                             cfg.search.rung_eval_size)
     result = (dry_run_trial if cfg.search.dry_run else run_trial)(trial_cfg, baseline, progress=progress)
     m = result.metrics  # validation only: the test split is measured after the search, for the front
-    _report_final(result, {**m, **trial_cfg.records()}, with_objectives(m, cfg))
+    _report_final(result, {**m, **trial_cfg.records()}, with_objectives(m, cfg), started)
 
 
-def _report_final(result, logged: dict, reported: dict) -> None:
-    """Report a trial's end to Tune with its pruned model and metrics.json (`logged`) as checkpoint."""
+def wall_clock(started: float) -> dict:
+    """When a trial ran (epoch ms), so its MLflow run shows its real start, end and duration."""
+    return {"timing": {"started_ms": int(started * 1000), "ended_ms": int(time.time() * 1000)}}
+
+
+def _report_final(result, logged: dict, reported: dict, started: float) -> None:
+    """Report a trial's end to Tune with its pruned model and metrics.json (`logged`, with when
+    it ran) as checkpoint."""
+    logged = {**logged, **wall_clock(started)}
     with tempfile.TemporaryDirectory() as d:
         save_model(result.model, result.spec, Path(d) / "model.pt")
         (Path(d) / "metrics.json").write_text(json.dumps(logged, indent=2))
@@ -59,7 +67,7 @@ def study_cell(config: dict, baselines: dict[str, Baseline], search_configs: dic
     """Ray Tune function trainable of a study: one cell (`config["cell"]`), pruned and measured
     on validation, then given the front's final test evaluation, reported once. `baselines`
     and `search_configs` are keyed by "<setup>/s<seed>"."""
-    started = time.perf_counter()
+    started, wall_started = time.perf_counter(), time.time()
     cell = config["cell"]
     key = f"{cell['setup']}/s{cell['seed']}"
     cfg = SearchConfig.model_validate(search_configs[key])
@@ -69,4 +77,4 @@ def study_cell(config: dict, baselines: dict[str, Baseline], search_configs: dic
     test = final_evaluation(result.model, load_data(trial_cfg), trial_cfg, resolve_device(trial_cfg.device))
     metrics = {**result.metrics, **test, "cell_seconds": time.perf_counter() - started}
     _report_final(result, {**metrics, **trial_cfg.records()},
-                  {k: v for k, v in metrics.items() if k != "robustness_curve"})
+                  {k: v for k, v in metrics.items() if k != "robustness_curve"}, wall_started)

@@ -30,9 +30,11 @@ class ReplicaRuns:
         validation and test metrics (the robustness curve as the trial's)."""
         client = self.parent.client
         params = {k: v for k, v in original.data.params.items() if k in TRIAL_PARAMS}
+        timing = metrics.get("timing", {})  # when the replica ran: its run's start, end and duration
+        tags = {PARENT_TAG: self.parent.run_id, REPLICA_TAG: original.info.run_id, "criterion": params["criterion"],
+                "granularity": params["granularity"]}
         run = client.create_run(self.parent.experiment_id, run_name=f"{child_run_name(params)}·seed{trial_seed}",
-                                tags={PARENT_TAG: self.parent.run_id, REPLICA_TAG: original.info.run_id,
-                                      "criterion": params["criterion"], "granularity": params["granularity"]})
+                                start_time=timing.get("started_ms"), tags=tags)
         try:
             client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()] +
                              [Param(SEED_PARAM, str(trial_seed))])
@@ -40,7 +42,7 @@ class ReplicaRuns:
         except Exception:
             client.delete_run(run.info.run_id)  # no half-logged replica: it is measured again
             raise
-        client.set_terminated(run.info.run_id, "FINISHED")
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=timing.get("ended_ms"))
         return run.info.run_id
 
     def summarize(self, run_id: str) -> dict:

@@ -13,8 +13,8 @@ from trainables.latency import is_latency
 
 from ..front.objectives import finetune_method_of
 from .parent_run import ParentRun, metric_batch
-from .schema import (PARENT_TAG, REPLICA_TAG, TRIAL_PARAMS, TRIAL_TAG, child_run_name, numeric_metrics, run_row, stopped_early,
-                     trial_row)
+from .schema import (PARENT_TAG, REPLICA_TAG, TRIAL_PARAMS, TRIAL_TAG, child_run_name, numeric_metrics, run_row,
+                     stopped_early, trial_row)
 
 
 @dataclass
@@ -75,12 +75,12 @@ class TrialRuns:
         self._children = None
 
     def _fresh_child(self, trial_id: str, params: dict, tags: dict[str, str],
-                     metrics: dict[str, float] | None = None):
+                     metrics: dict[str, float] | None = None, start_time: int | None = None):
         """A new child run (mlflow Run) for the trial, named by what it tried and tagged with
         what a user filters on, with its params and metrics; None when the trial is already logged."""
         if trial_id in self.known():
             return None
-        run = self.client.create_run(self.parent.experiment_id, run_name=child_run_name(params),
+        run = self.client.create_run(self.parent.experiment_id, run_name=child_run_name(params), start_time=start_time,
                                      tags={PARENT_TAG: self.parent.run_id, TRIAL_TAG: trial_id,
                                            "criterion": str(params["criterion"]),
                                            "granularity": str(params["granularity"]),
@@ -98,7 +98,9 @@ class TrialRuns:
         """Child run with params, metrics, model.pt (the safe model file) and metrics.json. It
         starts off the front (`pareto` false, as most trials end): the live front tags the
         few that join it."""
-        run = self._fresh_child(trial_id, params, {**tags, "pareto": "false"}, numeric_metrics(metrics))
+        timing = metrics.get("timing", {})  # when the trial ran: the run's start, end and duration are its own
+        run = self._fresh_child(trial_id, params, {**tags, "pareto": "false"}, numeric_metrics(metrics),
+                                timing.get("started_ms"))
         if run is None:
             return None
         run_id = run.info.run_id
@@ -113,7 +115,7 @@ class TrialRuns:
             self.client.set_terminated(run_id, "FAILED")
             self._children[trial_id] = ChildRecord(run_id, "FAILED", None, False)
             raise
-        self.client.set_terminated(run_id, "FINISHED")
+        self.client.set_terminated(run_id, "FINISHED", end_time=timing.get("ended_ms"))
         row = trial_row(run_id, trial_id, {k: str(v) for k, v in params.items()}, numeric_metrics(metrics))
         self._children[trial_id] = ChildRecord(run_id, "FINISHED", row, tags.get("feasible", "true") == "true",
                                                "false")

@@ -42,9 +42,11 @@ def test_mo_asha_stops_dominated_trials_then_a_warm_start_continues_until_its_ti
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 8  # for optuna-dashboard
 
     # What the warm start and the time budget change is which points are proposed and when
-    # the search ends: no-op trials (search.dry_run) show both. 400 trials cannot fit in 15 s.
+    # the search ends: no-op trials (search.dry_run) show both. 400 trials cannot fit in 30 s
+    # (the soak's 200 take over a minute); 15 s saw none finish once, its workers' start-up
+    # slowed by the tests beside it.
     second = tiny_config(tmp_path, "second", 400, space={"iterations": [2, 3]},
-                         search={"warm_start": "first", "dry_run": True, "time_budget_s": 15})
+                         search={"warm_start": "first", "dry_run": True, "time_budget_s": 30})
     proc = run_cli("run", str(second), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"warm start: {len(finished)} measured points of 'first' seed the sampler" in proc.stdout

@@ -196,7 +196,7 @@ class TrialConfig(Strict):
     seed: int = 0
     trial_seed: int | None = Field(None, description="a replica's seed: the fine-tuning's data order and "
                                                      "augmentation, the calibration sample, the attacks' random "
-                                                     "starts; default: seed (the splits and subsets always follow seed)")
+                                                     "starts; default: seed (the splits and subsets follow seed)")
     device: Device = "auto"
     amp: bool = False
     baseline: TrainConfig = TrainConfig()
@@ -323,8 +323,8 @@ class TrialConfig(Strict):
         """What a dataset is opened with: its transforms; for a streamed one, its reading options too."""
         if DATASETS[self.dataset].opener is None:
             return {"transforms": self.resolved_transforms}
-        options = {"transforms": self.resolved_transforms, "workers": self.data_workers, "mean": self.data_mean, "std": self.data_std,
-                   "image_column": self.image_column, "label_column": self.label_column,
+        options = {"transforms": self.resolved_transforms, "workers": self.data_workers, "mean": self.data_mean,
+                   "std": self.data_std, "image_column": self.image_column, "label_column": self.label_column,
                    "test_shards": self.test_shards}
         if self.image_size is not None:
             options["image_size"] = self.image_size

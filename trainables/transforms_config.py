@@ -86,8 +86,8 @@ class TransformsConfig(Strict):
                                  f"the transforms whole); allowed with function: nothing else")
             object.__setattr__(self, "code", carried_code(self.function, self.code))
         elif self.timm and knobs:
-            raise ValueError(f"transforms.{next(iter(knobs))}: not a setting of timm's own preprocessing; "
-                             f"give presets and knobs instead of timm")
+            raise ValueError(f"{next(iter(knobs))} is not a setting of timm's own preprocessing; allowed: "
+                             f"timm alone, or presets and knobs instead")
         return self
 
     def resolve(self, dataset: str, model: str, image_size: int | None,

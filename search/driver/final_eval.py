@@ -87,8 +87,9 @@ class FrontEvaluation:
         self._digest: dict[str, str] = {}  # run id -> its model's digest (a point sampled twice: one model)
         self._refs: dict[str, list] = {}  # model digest -> its parts' task refs
         self._replicas: dict[tuple[str, int], ray.ObjectRef] = {}  # (run id, trial seed) -> its replica task
-        self._replica_task = None
+        self._replica_task = None  # these three made on the first replica: most searches run none
         self._baseline_ref = None
+        self._cfg_doc: dict | None = None
         self.dropped = 0  # models started early that then left the front (cancelled)
 
     def _unfinished(self, row: dict) -> bool:

@@ -21,10 +21,15 @@ def front_notes(front: list[dict], objectives: dict[str, str]) -> dict[str, str]
     return {run_id: NOT_DISTINGUISHABLE for run_id in indistinguishable(front, objectives)}
 
 
-def _value(r: dict, metric: str, spec: str = ".3f") -> str:
-    """A metric's mean ± half its 95 % interval over the seeds, or its single value ("–" when missing)."""
+def _formatted(r: dict, metric: str, spec: str) -> str:
+    """A metric's value, or "–" where it is missing (test metrics before the final evaluation)."""
     v = r.get(metric)
-    return mean_and_interval(r, metric, spec) or (format(v, spec) if isinstance(v, float) else "–")
+    return format(v, spec) if isinstance(v, float) else "–"
+
+
+def _value(r: dict, metric: str, spec: str = ".3f") -> str:
+    """A metric's mean ± half its 95 % interval over the seeds, or its single value."""
+    return mean_and_interval(r, metric, spec) or _formatted(r, metric, spec)
 
 
 def front_csv(rows: list[dict]) -> str:
@@ -67,10 +72,9 @@ def front_cells(r: dict, note: str = "") -> list[str]:
     """One front row as formatted text, every FRONT_HEADERS column but the run ("–" where a
     metric is missing, e.g. test metrics before the final evaluation; accuracies over several
     seeds as mean ± half their 95 % interval)."""
-    flops, latency = r.get("flops_reduction"), r.get("latency_ratio")
     return [str(r["criterion"]), str(r["granularity"]), f"{r['ratio']:.2f}", str(r["iterations"]),
-            finetune_method_of(r), f"{flops:.1%}" if isinstance(flops, float) else "–",
-            f"{latency:.2f}" if isinstance(latency, float) else "–", *(_value(r, m) for m in SEED_METRICS),
+            finetune_method_of(r), _formatted(r, "flops_reduction", ".1%"), _formatted(r, "latency_ratio", ".2f"),
+            *(_value(r, m) for m in SEED_METRICS),
             str(int(r.get(SEEDS_METRIC, 1))), note]
 
 

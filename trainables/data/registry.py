@@ -35,7 +35,6 @@ class Dataset:
     std: tuple[float, ...]
     augment: bool  # training batches go through the training transform
     shape: tuple[int, int, int]  # (C, H, W) the model sees
-    transforms: ResolvedTransforms
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def streamed_dataset(name: str, pool: ImageSource, test: ImageSource, num_classe
     side = transforms.image_size
     return Dataset(name, split_type(pool, perm[n_val:], workers), split_type(pool, perm[:n_val], workers),
                    split_type(test, torch.arange(len(test)), workers), num_classes,
-                   tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, side, side), transforms)
+                   tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), True, (3, side, side))
 
 
 _CACHE: dict[tuple, Dataset] = {}
@@ -165,5 +164,4 @@ def _in_memory(name: str, info: DatasetInfo, seed: int, data_dir: str | None, do
     mean = tuple(train.x.mean(dim=(0, 2, 3)).tolist())
     std = tuple(train.x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
     c, h, w = train.x.shape[1:]
-    return Dataset(name, train, val, test, int(y.max()) + 1, mean, std, augment, (int(c), int(h), int(w)),
-                   transforms)
+    return Dataset(name, train, val, test, int(y.max()) + 1, mean, std, augment, (int(c), int(h), int(w)))

@@ -77,14 +77,18 @@ class ResolvedTransforms:
                 "preprocessing": _describe_eval(self)}
 
 
+def _resize_text(r: ResolvedTransforms) -> str:
+    """What `_resize_exactly` does, in words."""
+    return f"resize to {r.image_size}x{r.image_size} where it differs ({r.interpolation})"
+
+
 def _describe_train(r: ResolvedTransforms) -> str:
     if r.route == "timm":
         return _steps_text(build_transforms(r)[0])
     steps = {"imagenet": f"random-resized crop to {r.image_size} (scale {r.scale[0]:g}-{r.scale[1]:g}, "
                          f"{r.interpolation})",
-             "cifar": f"resize to {r.image_size}x{r.image_size} where it differs ({r.interpolation}), "
-                      f"pad {r.padding}, random crop {r.image_size}",
-             "none": f"resize to {r.image_size}x{r.image_size} where it differs ({r.interpolation})"}[r.train]
+             "cifar": f"{_resize_text(r)}, pad {r.padding}, random crop {r.image_size}",
+             "none": _resize_text(r)}[r.train]
     return steps + (", horizontal flip" if r.flip else ", no flip")
 
 
@@ -92,7 +96,7 @@ def _describe_eval(r: ResolvedTransforms) -> str:
     if r.route == "timm" or r.eval == "imagenet":
         return (f"resize the shorter side to {r.resize_side()} ({r.interpolation}), centre crop {r.image_size} "
                 f"(crop fraction {r.crop_fraction:g})")
-    return f"resize to {r.image_size}x{r.image_size} where it differs ({r.interpolation})"
+    return _resize_text(r)
 
 
 def _steps_text(transform) -> str:

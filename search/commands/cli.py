@@ -191,6 +191,7 @@ def add_trial_parser(sub) -> None:
 
 def _print_outcome(outcome) -> None:
     from ..front.table import front_table
+    from .ui_links import print_ui_links
 
     state = "finished" if outcome.complete else "stopped early"
     print(f"\nsearch {state}: {outcome.finished} trials finished, {outcome.errored} failed")
@@ -199,9 +200,7 @@ def _print_outcome(outcome) -> None:
     print(f"\nexperiment folder: {outcome.experiment_path}")
     if not outcome.complete:
         print(f"continue with:    robustprune resume {outcome.experiment_path}")
-    print(f"open the UI with: robustprune ui --tracking-uri {outcome.tracking_uri} --experiment "
-          f"{outcome.experiment_name}   (it prints the link to this search's runs; parent run "
-          f"{outcome.parent_run_id}, its description holds the front)")
+    print_ui_links(outcome)
 
 
 def cmd_run(args) -> int:
@@ -349,15 +348,15 @@ def cmd_ui(args) -> int:
     _check_port_free(args.host, args.port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
            "--port", str(args.port), "--workers", str(args.workers)]
-    from ..tracking.lookup import runs_page
+    from ..tracking.lookup import ui_pages
 
     base = f"http://{args.host}:{args.port}/"
-    page = runs_page(uri, args.experiment)
-    if args.experiment and page is None:
+    pages = ui_pages(uri, args.experiment)
+    if pages is None:
         raise UsageError(f"experiment: no MLflow experiment named '{args.experiment}' at {uri}")
     print(f"MLflow UI for {uri} on {base}", file=sys.stderr)
-    if page:
-        print(f"the search's runs: {base}{page}", file=sys.stderr)
+    for name, route in pages:
+        print(f"{name}: {base}{route}", file=sys.stderr)
     sys.stderr.flush()
     # a session of its own: stopping `ui` (any signal, see signals.py) stops the server's whole group
     # MLflow's job runner (GenAI jobs; seven worker processes) serves nothing a search logs

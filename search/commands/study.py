@@ -33,6 +33,8 @@ def print_plan(plans, cfg) -> None:
 
 
 def print_outcome(outcome) -> None:
+    from .ui_links import print_ui_links
+
     state = "finished" if outcome.complete else "stopped early"
     print(f"\nstudy {state}: {outcome.logged} of {outcome.cells} cells measured, {outcome.failed} failed")
     print(f"answer: {outcome.summary}")
@@ -40,7 +42,8 @@ def print_outcome(outcome) -> None:
     if not outcome.complete:
         print(f"continue with:    robustprune resume {outcome.experiment_path}")
     print(f"report:           robustprune report --tracking-uri {outcome.tracking_uri} --experiment "
-          f"{outcome.experiment_name} --out study.html   (parent run {outcome.parent_run_id})")
+          f"{outcome.experiment_name} --out study.html")
+    print_ui_links(outcome)
 
 
 def cmd_study(args) -> int:

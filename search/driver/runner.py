@@ -41,6 +41,7 @@ from ..tracking.report import log_report
 from .space import SearchSpace, make_sampler, optuna_storage
 from ..tracking.storage import read_bytes, write_bytes
 from ..tracking.records import SearchRecords
+from ..tracking.saved_views import save_views, search_views
 from .trial_logger import TrialLogger
 from .trial_worker import pruning_trial
 from .warm_start import measured_points
@@ -274,6 +275,7 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
             record = {"parent_run_id": records.parent.run_id, "tracking_uri": uri, "config": config_doc}
             write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
             objectives = cfg.search.objectives
+            _save_views(records, cfg)
             searcher = _searcher(cfg, name, records, warm)
             scheduler = SCHEDULERS[cfg.search.scheduler](cfg)
             final_eval = None if cfg.search.dry_run else FrontEvaluation(records, cfg, baseline)
@@ -294,6 +296,12 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
         return _fit(tuner, records, cfg, experiment_path, baseline, baseline_test, searcher, final_eval)
 
 
+def _save_views(records: SearchRecords, cfg: SearchConfig) -> None:
+    parent = records.parent
+    save_views(parent.client, parent.experiment_id,
+               search_views(parent.run_id, cfg.search.objectives, cfg.evaluation.seeds))
+
+
 def absolute_experiment_path(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
@@ -308,6 +316,7 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
         wait_for_cluster_resources(cfg, ray.cluster_resources)
         baseline, baseline_test, _ = _baseline_for(cfg)
         records = SearchRecords.reopen(doc["tracking_uri"], doc["parent_run_id"])
+        _save_views(records, cfg)  # a search from before saved views gets them too
         tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
         print(f"[robustprune] resuming {experiment_path} | MLflow run {records.parent.run_id}", flush=True)

@@ -20,6 +20,16 @@ from trainables.latency import is_latency, ratio_key
 from ..config import ACCURACY_METRICS
 
 
+def accuracy_of(objectives: dict[str, str]) -> str:
+    """The search's one accuracy objective (robust_acc or clean_acc)."""
+    return next(m for m in objectives if m in ACCURACY_METRICS)
+
+
+def costs_of(objectives: dict[str, str]) -> list[str]:
+    """The search's cost objectives (one or two), in the config's order."""
+    return [m for m in objectives if m not in ACCURACY_METRICS]
+
+
 def finetune_method_of(trial: dict) -> str:
     """A trial's fine-tuning method, from its params or row: trials logged before the method
     was a search dimension were fine-tuned naturally."""

@@ -6,18 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ACCURACY_METRICS
 from .dominance import non_dominated
-from .objectives import finetune_method_of, front_value
+from .objectives import accuracy_of, costs_of, finetune_method_of, front_value
 from .seeds import on_means
 
 
 def _axes(objectives: dict[str, str]) -> tuple[str, str, str | None]:
     """(x, y, colour) for the plots: the first cost on x, the accuracy on y, and a second
     cost (3 objectives) as the points' colour."""
-    costs = [m for m in objectives if m not in ACCURACY_METRICS]
-    accuracy = next(m for m in objectives if m in ACCURACY_METRICS)
-    return costs[0], accuracy, costs[1] if len(costs) > 1 else None
+    costs = costs_of(objectives)
+    return costs[0], accuracy_of(objectives), costs[1] if len(costs) > 1 else None
 
 
 @dataclass

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import ACCURACY_METRICS
 from .dominance import non_dominated
-from .objectives import front_value, to_minimization
+from .objectives import accuracy_of, front_value, to_minimization
 from .statistics import interval
 
 SEED_METRICS = ("clean_acc", "robust_acc", "test_clean_acc", "test_robust_acc")  # summarized over seeds
@@ -47,7 +46,7 @@ def front_on_means(rows: list[dict], objectives: dict[str, str], baseline: dict)
 def indistinguishable(front: list[dict], objectives: dict[str, str]) -> set[str]:
     """Run ids of the front models whose accuracy interval overlaps a neighbour's (the next
     model along the front, ordered by that accuracy): not distinguishable from the next point."""
-    accuracy = next(m for m in objectives if m in ACCURACY_METRICS)
+    accuracy = accuracy_of(objectives)
     low, high = f"{accuracy}_ci_low", f"{accuracy}_ci_high"
     ordered = sorted((r for r in front if low in r and high in r), key=lambda r: r[f"{accuracy}_mean"])
     close = set()

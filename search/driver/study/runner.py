@@ -21,6 +21,7 @@ from ray import tune
 from trainables.trial import Baseline
 
 from ...tracking.records import SearchRecords
+from ...tracking.saved_views import save_views, study_views
 from ...tracking.schema import KIND_TAG, ROLE_TAG, numeric_metrics
 from ...tracking.storage import write_bytes
 from ...tracking.study_report import log_study_outputs
@@ -169,6 +170,7 @@ def run_study(cfg: StudyConfig, address: str | None = None) -> StudyOutcome:
                 p.setup.name: p.not_applicable for p in plans if p.not_applicable}})
         with records.parent.ending_on_error():
             records.parent.set_tags({KIND_TAG: "study"})
+            save_views(records.parent.client, records.parent.experiment_id, study_views(records.parent.run_id))
             record = {"kind": "study", "parent_run_id": records.parent.run_id, "tracking_uri": uri, "config": doc}
             write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
             print(f"[robustprune] study {experiment_path} | MLflow run {records.parent.run_id} at {uri}", flush=True)

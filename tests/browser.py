@@ -20,16 +20,17 @@ import aiohttp
 # (the network is closed; Chromium's own connections would be refused in bursts).
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1400,1000", "--remote-debugging-port=0"]
+         "--remote-debugging-port=0"]
 
 
 class Browser:
-    def __init__(self, profile: Path, start_timeout_s: float = 30.0):
+    def __init__(self, profile: Path, start_timeout_s: float = 30.0, window: tuple[int, int] = (1400, 1000)):
         exe = shutil.which("chromium") or shutil.which("chromium-browser")
         if exe is None:
             raise RuntimeError("chromium is not installed (make install installs Debian's chromium)")
         profile.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        self.process = subprocess.Popen([exe, *FLAGS, f"--window-size={window[0]},{window[1]}",
+                                         f"--user-data-dir={profile}", "about:blank"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + start_timeout_s
@@ -84,6 +85,26 @@ class Browser:
             time.sleep(0.25)
         text = self.eval("document.body ? document.body.innerText : ''") or ""
         raise TimeoutError(f"{expression} never held; the page shows: {' '.join(text.split())[:1500]}")
+
+    def run_names(self, link: str, runs: int) -> list[str]:
+        """The run names an MLflow runs page lists (its links to run pages), in order, once
+        there are `runs` of them."""
+        self.goto(link)
+        self.wait_for(f"document.querySelectorAll('a[href*=\"/runs/\"]').length === {runs}")
+        return self.eval("[...document.querySelectorAll('a[href*=\"/runs/\"]')].map(a => a.innerText)")
+
+    def column_ids(self) -> list[str]:
+        """The column ids of an MLflow runs table's header (ag-grid's `col-id`), in the order
+        shown (`aria-colindex`: ag-grid's DOM order is not the visual one)."""
+        return self.eval("[...document.querySelectorAll('.ag-header-cell')]"
+                         ".sort((a, b) => a.getAttribute('aria-colindex') - b.getAttribute('aria-colindex'))"
+                         ".map(e => e.getAttribute('col-id'))")
+
+    def scatter_axes(self, link: str, points: int) -> list[str]:
+        """The axis titles of an MLflow chart page's scatter once it draws `points` points."""
+        self.goto(link)
+        self.wait_for(f"document.querySelectorAll('.scatterlayer .point').length === {points}")
+        return self.eval("[...document.querySelectorAll('.xtitle, .ytitle')].map(e => e.textContent)")
 
     def text(self) -> str:
         return self.eval("document.body.innerText")

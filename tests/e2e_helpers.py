@@ -2,6 +2,8 @@
 subprocess, or in-process where the process itself is not under test), MLflow queries and
 the processes a driver started."""
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +122,25 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float, log: Path
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{url} never answered" + (f": {log.read_text()[-3000:]}" if log else ""))
             time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def serving_ui(uri: str, experiment: str, tmp: Path):
+    """`robustprune ui` (a real MLflow server) on a store, on a free port: its base URL, port,
+    and the links it printed ({name: url}: the search's runs and its saved views)."""
+    port = free_port()
+    log = tmp / f"ui-{port}.log"
+    with log.open("w") as err:
+        server = subprocess.Popen([CLI, "ui", "--tracking-uri", uri, "--experiment", experiment, "--port", str(port)],
+                                  cwd=tmp, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", server, 120, log)
+        links = dict(line.split(": ", 1) for line in log.read_text().splitlines() if ": http://" in line)
+        yield {"base": url, "port": port, "links": links}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the UI and its workers: the group we started
+        server.wait(timeout=30)
 
 
 def wait_until(predicate, timeout: float, what: str, every: float = 0.2,

@@ -8,10 +8,8 @@ finished trial. Screenshots are kept under each browser test's temp folder."""
 import contextlib
 import itertools
 import json
-import os
 import re
 import signal
-import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -23,8 +21,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from browser import Browser
-from e2e_helpers import CLI, FinishedSearch, call_cli, free_port, run_cli, running_cli, search_runs, tiny_config, \
-    wait_for_http, wait_until
+from e2e_helpers import FinishedSearch, call_cli, run_cli, running_cli, search_runs, serving_ui, tiny_config, \
+    wait_until
 from trainables.data import load_dataset
 from trainables.train import accuracy
 
@@ -53,23 +51,9 @@ def search(tmp_path_factory) -> FinishedSearch:
 
 @pytest.fixture(scope="module")
 def mlflow_ui(search):
-    """`robustprune ui` (a real MLflow server) on the search's store, on a free port: its base
-    URL, port, and the link it prints to the search's runs (what a user opens)."""
-    port = free_port()
-    log = search.tmp / "ui.log"
-    with log.open("w") as err:
-        server = subprocess.Popen([CLI, "ui", "--tracking-uri", search.uri, "--experiment", EXPERIMENT,
-                                   "--port", str(port)], cwd=search.tmp, stdout=subprocess.DEVNULL, stderr=err,
-                                  start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", server, 120, log)
-        link = next(line.split(": ", 1)[1] for line in log.read_text().splitlines()
-                    if line.startswith("the search's runs: "))
-        yield {"base": url, "port": port, "runs": link}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the UI and its workers: the group we started
-        server.wait(timeout=30)
+    """`robustprune ui` on the search's store: its base URL, port and printed links."""
+    with serving_ui(search.uri, EXPERIMENT, search.tmp) as ui:
+        yield ui
 
 
 def test_one_parent_and_n_finished_children(search):
@@ -437,8 +421,8 @@ def test_the_experiment_opens_on_its_runs_named_by_what_they_tried(search, mlflo
     parent, children = search.parent, search.children
     experiment = MlflowClient(search.uri).get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert f"#/experiments/{parent.info.experiment_id}/runs" in mlflow_ui["runs"]
-    browser.goto(mlflow_ui["runs"])
+    assert f"#/experiments/{parent.info.experiment_id}/runs" in mlflow_ui["links"]["the search's runs"]
+    browser.goto(mlflow_ui["links"]["the search's runs"])
     browser.wait_for(f"document.body.innerText.includes({parent.info.run_name!r})")
     text = browser.text()
     assert "Run Name" in text and "No data available" not in text  # the runs table, not the GenAI overview
@@ -451,6 +435,37 @@ def test_the_experiment_opens_on_its_runs_named_by_what_they_tried(search, mlflo
         (c.data.params["criterion"], c.data.params["granularity"]) for c in children}
     browser.wait_for(" && ".join(f"document.body.innerText.includes({n!r})" for n in names))
     browser.screenshot(tmp_path / "experiment-expanded.png")
+
+
+VIEW_COLUMNS = [*(f"params.`{p}`" for p in ("criterion", "granularity", "ratio", "iterations", "finetune_method")),
+                *(f"metrics.`{m}`" for m in ("flops_reduction", "clean_acc", "robust_acc", "test_clean_acc",
+                                             "test_robust_acc")), "duration"]
+
+
+def test_the_printed_views_open_on_the_front_and_every_trial_without_a_click(search, mlflow_ui, tmp_path):
+    links = mlflow_ui["links"]
+    assert list(links) == ["the search's runs", "front", "front chart", "trials", "trials chart"]
+    printed = {line.split(": ", 1)[0].strip() for line in search.proc.stdout.splitlines()
+               if ": http://127.0.0.1:5000/#" in line}
+    assert printed == set(links)  # the end of the search printed the same links, at ui's default address
+    front = {c.info.run_name: c.data.metrics["robust_acc"] for c in search.children if c.data.tags["pareto"] == "true"}
+    measured = [c for c in search.children if "robust_acc" in c.data.metrics]
+    browser = Browser(tmp_path / "chromium-profile", window=(2600, 1000))  # wide: ag-grid renders only columns in view
+    try:
+        names = browser.run_names(links["front"], len(front))
+        assert sorted(names) == sorted(front)  # exactly the front
+        assert [front[n] for n in names] == sorted(front.values(), reverse=True)  # best robust accuracy first
+        columns = browser.column_ids()
+        assert [c for c in columns if c.startswith(("params.", "metrics.")) or c == "duration"] == VIEW_COLUMNS
+        browser.screenshot(tmp_path / "front.png")
+        assert browser.scatter_axes(links["front chart"], len(front)) == ["flops", "robust_acc"]
+        browser.screenshot(tmp_path / "front-chart.png")
+        assert sorted(browser.run_names(links["trials"], len(search.children))) == sorted(
+            c.info.run_name for c in search.children)
+        assert [c for c in browser.column_ids() if c in VIEW_COLUMNS] == VIEW_COLUMNS
+        assert browser.scatter_axes(links["trials chart"], len(measured)) == ["flops", "robust_acc"]
+    finally:
+        browser.close()
 
 
 def test_the_parent_run_page_shows_the_front_table(search, mlflow_ui, browser, tmp_path):

@@ -15,7 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from browser import Browser
-from e2e_helpers import call_cli, run_cli, running_cli, wait_until
+from e2e_helpers import call_cli, run_cli, running_cli, serving_ui, wait_until
 from mlflow_store import store_at
 
 pytestmark = pytest.mark.e2e
@@ -140,6 +140,29 @@ def test_the_report_page_shows_the_answer_in_a_browser(study, tmp_path, capsys):
         browser.screenshot(tmp_path / "study.png")
     finally:
         browser.close()
+
+
+def test_the_cells_view_opens_on_every_cell_and_baseline_with_its_factors(study, tmp_path):
+    printed = [line.split(": ", 1)[0].strip() for line in study["proc"].stdout.splitlines()
+               if ": http://127.0.0.1:5000/#" in line]
+    assert printed == ["the search's runs", "cells", "cells chart"]
+    children = study["children"]
+    setup_of = {c.info.run_name: c.data.params["setup"] for c in children}
+    with serving_ui(study["uri"], "study", tmp_path) as ui:
+        assert list(ui["links"]) == printed
+        browser = Browser(tmp_path / "chromium-profile", window=(2600, 1000))
+        try:
+            names = browser.run_names(ui["links"]["cells"], len(children))
+            assert sorted(names) == sorted(setup_of)
+            assert [setup_of[n] for n in names] == sorted(setup_of[n] for n in names)  # by setup
+            assert [c for c in browser.column_ids() if c.startswith("params.")] == [
+                f"params.`{p}`" for p in ("setup", "criterion", "granularity", "ratio", "iterations", "finetune_method",
+                                          "seed")]
+            browser.screenshot(tmp_path / "cells.png")
+            measured = [c for c in children if "flops" in c.data.metrics and "test_robust_acc" in c.data.metrics]
+            assert browser.scatter_axes(ui["links"]["cells chart"], len(measured)) == ["flops", "test_robust_acc"]
+        finally:
+            browser.close()
 
 
 def test_a_study_stopped_midway_resumes_without_measuring_a_cell_twice(study, tmp_path):

@@ -52,14 +52,15 @@ class SavedView:
         """The page state MLflow 3's runs page restores from the share key."""
         card = {"uuid": f"{self.key}-scatter", "type": "SCATTER", "deleted": False, "isGenerated": False,
                 "metricSectionId": SECTION_ID, "runsCountToCompare": 100,
-                "xaxis": {"key": self.scatter[0], "type": "METRIC"}, "yaxis": {"key": self.scatter[1], "type": "METRIC"}}
+                "xaxis": {"key": self.scatter[0], "type": "METRIC"},
+                "yaxis": {"key": self.scatter[1], "type": "METRIC"}}
+        section = {"uuid": SECTION_ID, "name": "robustprune", "display": True, "isReordered": False, "deleted": False,
+                   "isGenerated": False}
         return {"searchFilter": self.search_filter, "orderByKey": self.order_by, "orderByAsc": self.ascending,
                 "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-                "selectedColumns": list(self.columns), "columnOrder": list(self.columns), "viewMaximized": True, "runListHidden": False,
-                "runsHiddenMode": "SHOW_ALL", "compareRunCharts": [card], "isAccordionReordered": False,
-                "compareRunSections": [{"uuid": SECTION_ID, "name": "robustprune", "display": True,
-                                        "isReordered": False, "deleted": False, "isGenerated": False}]}
-
+                "selectedColumns": list(self.columns), "columnOrder": list(self.columns), "runListHidden": False,
+                "runsHiddenMode": "SHOW_ALL",  # MLflow's default charts the first 10 runs only
+                "compareRunCharts": [card], "compareRunSections": [section], "isAccordionReordered": False}
 
 
 def view_key(name: str, parent_run_id: str) -> str:

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-driver bench-search bench-finetune bench-transforms clean
+.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-cli bench-driver bench-search bench-finetune bench-transforms clean
 
 install: $(STAMP)
 
@@ -56,6 +56,9 @@ bench-memory: install
 
 bench-resnet50: install
 	$(PY) bench/bench_resnet50.py
+
+bench-cli: install
+	$(PY) bench/bench_cli_startup.py --before $(or $(BEFORE),1b4c91a)
 
 bench-driver: install
 	$(PY) bench/bench_driver.py

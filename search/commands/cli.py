@@ -10,15 +10,12 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from trainables.config import format_validation_error
-from trainables.data import DatasetUnavailable
-
-from ..config import ConfigError, parse_overrides, read_yaml_mapping
 from ..driver.signals import exit_status, exit_within, stopping_like_ctrl_c
 from .study import add_study_parser
 from .study import print_outcome as print_study_outcome
+
+# Imports that take seconds (torch, Ray, MLflow, the config models) are made where a command
+# needs them, so that `--help` and a mistyped flag answer at once (tests/test_cli_startup.py).
 
 EXIT_USAGE = 2
 SHUTDOWN_GRACE_S = 15  # after a stopping signal, for atexit work (Ray's shutdown) before the exit is forced
@@ -39,6 +36,8 @@ class OneLineParser(argparse.ArgumentParser):
 def _trial_config(args):
     from trainables.attacks import ATTACKS
     from trainables.config import TrialConfig
+
+    from ..config import parse_overrides, read_yaml_mapping
 
     raw = read_yaml_mapping(args.config) if args.config else {}
     for key in ("dataset", "data_dir", "test_shards", "image_size", "transforms", "model", "model_weights", "criterion",
@@ -445,12 +444,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robustprune: stopped by {name}", file=sys.stderr)
         exit_within(SHUTDOWN_GRACE_S, status)
         return status
-    except ValidationError as e:
-        print(f"robustprune: error: {format_validation_error(e)}", file=sys.stderr)
+    except Exception as e:
+        message = _usage_message(e)
+        if message is None:
+            raise
+        print(f"robustprune: error: {message}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, ConfigError, DatasetUnavailable) as e:
-        print(f"robustprune: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+
+
+def _usage_message(error: Exception) -> str | None:
+    """The one line that bad input prints, or None for an error that is not the user's."""
+    if isinstance(error, UsageError):
+        return str(error)
+    from pydantic import ValidationError
+
+    from trainables.config import format_validation_error
+    from trainables.data import DatasetUnavailable
+
+    from ..config import ConfigError
+
+    if isinstance(error, ValidationError):
+        return format_validation_error(error)
+    return str(error) if isinstance(error, (ConfigError, DatasetUnavailable)) else None
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-cli bench-driver bench-search bench-finetune bench-transforms clean
+.PHONY: install demo test test-quick schema bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-cli bench-driver bench-search bench-finetune bench-transforms clean
 
 install: $(STAMP)
 
@@ -56,6 +56,10 @@ bench-memory: install
 
 bench-resnet50: install
 	$(PY) bench/bench_resnet50.py
+
+# The config schemas kept for editors (tests/test_config_schema.py checks they are current).
+schema: install
+	for kind in search trial study; do $(VENV)/bin/robustprune schema $$kind > schema/$$kind.schema.json; done
 
 bench-cli: install
 	$(PY) bench/bench_cli_startup.py --before $(or $(BEFORE),1b4c91a)

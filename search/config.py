@@ -117,6 +117,15 @@ class Range(Strict):
             raise ValueError(f"empty range: low {self.low} > high {self.high}")
         return self
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        """For editors, the forms `SpaceConfig._range_shorthands` reads: a number (the value
+        fixed), [low, high], or a mapping of either bound (the other from the default)."""
+        mapping = handler(core_schema)
+        handler.resolve_ref_schema(mapping).pop("required", None)
+        number = {"type": "integer" if cls.model_fields["low"].annotation is int else "number"}
+        return {"anyOf": [number, {"type": "array", "items": number, "minItems": 2, "maxItems": 2}, mapping]}
+
 
 class IntRange(Range):
     low: int

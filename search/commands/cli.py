@@ -1,4 +1,4 @@
-"""`robustprune` command line: run | resume | study | trial | pareto | report | export | ui.
+"""`robustprune` command line: run | resume | study | trial | pareto | report | export | ui | schema.
 
 Bad input prints one line naming the field and the allowed values and exits 2,
 before any file, cluster or MLflow run is created.
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..driver.signals import exit_status, exit_within, stopping_like_ctrl_c
+from .schema import add_schema_parser
 from .study import add_study_parser
 from .study import print_outcome as print_study_outcome
 
@@ -428,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_parsers(sub)
     add_study_parser(sub)
     add_trial_parser(sub)
+    add_schema_parser(sub)
     return parser
 
 

@@ -65,6 +65,31 @@ def test_one_parent_and_n_finished_children(search):
     assert proc.stdout.count("[robustprune] trial ") == N  # one summary line per finished trial
 
 
+def test_the_console_shows_the_tools_lines_and_the_libraries_log_to_the_experiment_folder(search):
+    out, err = search.proc.stdout, search.proc.stderr
+    before_front = out.split("\nsearch finished:")[0].splitlines()
+    strays = [line for line in before_front if line and not line.startswith("[robustprune] ")]
+    assert strays == []  # no Tune table, config box or TensorBoard hint among the tool's own lines
+    assert sum(line.startswith("[robustprune] trial ") for line in before_front) == N
+    for noise in ("Trial status", "TensorBoard", "Token authentication", "INFO", "A new study created"):
+        assert noise not in out and noise not in err, noise
+    experiment = Path(search.parent.data.tags["experiment_path"])
+    log = experiment / "robustprune.log"
+    assert f"[robustprune] the logs of Ray, Tune, MLflow and Optuna: {log} (--verbose shows them here)" in out
+    kept = log.read_text()
+    assert "Started a local Ray instance" in kept and "Token authentication is enabled" in kept
+    assert "A new study created" in kept  # Optuna's
+
+
+def test_verbose_prints_tunes_tables_and_the_libraries_logs(tmp_path):
+    cfg = tiny_config(tmp_path, "verbose", 2, search={"dry_run": True}, baseline={"epochs": 2})
+    proc = run_cli("run", str(cfg), "--verbose", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shown = proc.stdout + proc.stderr
+    assert "Trial status" in shown and "Started a local Ray instance" in shown
+    assert "robustprune.log" not in shown and not list((tmp_path / "runs").glob("verbose_*/robustprune.log"))
+
+
 def test_children_hold_params_metrics_and_models(search):
     _, _, _, uri, parent, children = search
     client = MlflowClient(uri)

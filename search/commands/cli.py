@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..driver.signals import exit_status, exit_within, stopping_like_ctrl_c
 from .schema import add_schema_parser
-from .study import add_study_parser
+from .study import add_study_parser, add_verbose_flag
 from .study import print_outcome as print_study_outcome
 
 # Imports that take seconds (torch, Ray, MLflow, the config models) are made where a command
@@ -209,7 +209,7 @@ def cmd_run(args) -> int:
     cfg = load_config(args.config, args.set or [])  # validated before Ray or MLflow is touched
     from ..driver.runner import run_search
 
-    outcome = run_search(cfg, address=args.address)
+    outcome = run_search(cfg, address=args.address, verbose=args.verbose)
     _print_outcome(outcome)
     return 0 if outcome.complete else 1
 
@@ -222,10 +222,10 @@ def cmd_resume(args) -> int:
         if search_kind(path) == "study":
             from ..driver.study.runner import resume_study
 
-            outcome = resume_study(path, address=args.address)
+            outcome = resume_study(path, address=args.address, verbose=args.verbose)
             print_study_outcome(outcome)
         else:
-            outcome = resume_search(path, address=args.address)
+            outcome = resume_search(path, address=args.address, verbose=args.verbose)
             _print_outcome(outcome)
     except SearchFileError as e:
         raise UsageError(str(e)) from None
@@ -373,11 +373,13 @@ def add_search_parsers(sub) -> None:
     p.add_argument("config")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (dotted key)")
     p.add_argument("--address", help="Ray cluster address (e.g. auto); default: $RAY_ADDRESS or a local Ray")
+    add_verbose_flag(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", help="continue an interrupted search or study")
     p.add_argument("experiment_path")
     p.add_argument("--address")
+    add_verbose_flag(p)
     p.set_defaults(func=cmd_resume)
 
     def tracking_args(q):

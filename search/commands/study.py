@@ -56,7 +56,7 @@ def cmd_study(args) -> int:
         return 0
     from ..driver.study.runner import run_study
 
-    outcome = run_study(cfg, address=args.address)
+    outcome = run_study(cfg, address=args.address, verbose=args.verbose)
     print_outcome(outcome)
     return 0 if outcome.complete and not outcome.failed else 1
 
@@ -68,4 +68,11 @@ def add_study_parser(sub) -> None:
     p.add_argument("--address", help="Ray cluster address (e.g. auto); default: $RAY_ADDRESS or a local Ray")
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="print the cells, the ones that cannot run and the baselines to train; start nothing")
+    add_verbose_flag(p)
     p.set_defaults(func=cmd_study)
+
+
+def add_verbose_flag(parser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="print Tune's status tables and the logs of Ray, Tune, MLflow and Optuna here "
+                             "(by default they go to robustprune.log in the experiment folder)")

@@ -27,6 +27,7 @@ from trainables.trial import Baseline
 
 from .accounting import summary, trial_slots, worker_time
 from .baseline import baseline_test_metrics, get_baseline
+from .console import libraries_logged_to, log_file_of, progress_bar, tune_verbosity
 from ..config import SearchConfig
 from .final_eval import FrontEvaluation, measure_on_test
 from .lock import search_lock
@@ -150,7 +151,7 @@ def fit_tuner(tuner: tune.Tuner) -> tuple[tune.ResultGrid, bool]:
 
 
 def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experiment_path: str,
-         baseline: Baseline, baseline_test: dict, searcher: NoRepeats | None = None,
+         baseline: Baseline, baseline_test: dict, verbose: bool, searcher: NoRepeats | None = None,
          final_eval: FrontEvaluation | None = None) -> SearchOutcome:
     """Run the tuner, then (when every trial ran) the front's final test evaluation; the
     parent run never stays RUNNING, whatever happens. `searcher` is given for a search run
@@ -161,7 +162,8 @@ def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experimen
     with records.parent.ending_on_error():
         records.tests.log_baseline(baseline_test)
         started = time.monotonic()
-        grid, interrupted = fit_tuner(tuner)
+        with progress_bar(cfg.search.num_samples, len(records.trials.known()), "trial", verbose):
+            grid, interrupted = fit_tuner(tuner)
         tune_wall_s = time.monotonic() - started
         TrialLogger(records, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)
         errored = grid.num_errors
@@ -254,18 +256,25 @@ def _searcher(cfg: SearchConfig, name: str, records: SearchRecords, warm: list[M
     return searcher
 
 
-def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
+def run_search(cfg: SearchConfig, address: str | None = None, verbose: bool = False) -> SearchOutcome:
+    """A new search; `verbose` prints Tune's tables and the libraries' logs (console.py)."""
     preflight(cfg, address)
+    storage = cfg.experiment.resolved_storage_path()
+    name = f"{cfg.experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = f"{storage.rstrip('/')}/{name}"
+    with libraries_logged_to(log_file_of(experiment_path, name), verbose):
+        return _start_search(cfg, address, verbose, storage, name, experiment_path)
+
+
+def _start_search(cfg: SearchConfig, address: str | None, verbose: bool, storage: str, name: str,
+                  experiment_path: str) -> SearchOutcome:
     warm = measured_points(cfg.experiment.resolved_tracking_uri(), cfg) if cfg.search.warm_start else []
     init_ray(address)
     wait_for_cluster_resources(cfg, ray.cluster_resources)
-    storage = cfg.experiment.resolved_storage_path()
     baseline, baseline_test, reused = _baseline_for(cfg)
     print(f"[robustprune] baseline {cfg.model.name} on {cfg.data.name}: clean {baseline.metrics['clean_acc']:.3f} "
           f"robust {baseline.metrics['robust_acc']:.3f} (validation), "
           f"test robust {baseline_test['test_robust_acc']:.3f} ({'reused' if reused else 'trained'})", flush=True)
-    name = f"{cfg.experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
-    experiment_path = f"{storage.rstrip('/')}/{name}"
     with search_lock(experiment_path):
         uri = cfg.experiment.resolved_tracking_uri()
         config_doc = cfg.model_dump(mode="json")
@@ -290,10 +299,10 @@ def run_search(cfg: SearchConfig, address: str | None = None) -> SearchOutcome:
                     failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
                     callbacks=[TrialLogger(records, objectives, cfg.experiment.seed, cfg.search.num_samples,
                                            scheduler, final_eval, _slots(cfg))],
-                    verbose=1))  # Ray's live status table; our one-line summaries come from TrialLogger
+                    verbose=tune_verbosity(verbose)))  # our one-line summaries come from TrialLogger
         print(f"[robustprune] experiment {experiment_path} | MLflow run {records.parent.run_id} at {uri}",
               flush=True)
-        return _fit(tuner, records, cfg, experiment_path, baseline, baseline_test, searcher, final_eval)
+        return _fit(tuner, records, cfg, experiment_path, baseline, baseline_test, verbose, searcher, final_eval)
 
 
 def _save_views(records: SearchRecords, cfg: SearchConfig) -> None:
@@ -306,12 +315,13 @@ def absolute_experiment_path(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def resume_search(experiment_path: str, address: str | None = None) -> SearchOutcome:
+def resume_search(experiment_path: str, address: str | None = None, verbose: bool = False) -> SearchOutcome:
     """Continue an interrupted search: finished trials are kept, unfinished ones rerun."""
     experiment_path = absolute_experiment_path(experiment_path)
     doc, cfg = read_search_file(experiment_path)
     preflight(cfg, address, doc["tracking_uri"])
-    with search_lock(experiment_path):
+    with search_lock(experiment_path), libraries_logged_to(log_file_of(experiment_path, cfg.experiment.name),
+                                                           verbose):
         init_ray(address)
         wait_for_cluster_resources(cfg, ray.cluster_resources)
         baseline, baseline_test, _ = _baseline_for(cfg)
@@ -320,4 +330,4 @@ def resume_search(experiment_path: str, address: str | None = None) -> SearchOut
         tuner = tune.Tuner.restore(experiment_path, trainable=_trainable(cfg, baseline), resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
         print(f"[robustprune] resuming {experiment_path} | MLflow run {records.parent.run_id}", flush=True)
-        return _fit(tuner, records, cfg, experiment_path, baseline, baseline_test)
+        return _fit(tuner, records, cfg, experiment_path, baseline, baseline_test, verbose)

@@ -16,6 +16,7 @@ from pathlib import Path
 from ray import tune
 
 from ..config import sampled_point
+from . import console
 from .final_eval import FrontEvaluation
 from .mo_asha import MultiObjectiveASHA
 from ..tracking.records import SearchRecords
@@ -118,6 +119,7 @@ class TrialLogger(tune.Callback):
             return
         state = self.records.front.update(self.objectives)
         self.front = state.front
+        console.trial_ended(len(state.front), state.hypervolume)
         on_front = any(r["run_id"] == run_id for r in state.front)
         print(f"[robustprune] trial {state.finished}/{self.total} {p['criterion']:>12} {p['granularity']:<6} "
               f"ratio={p['ratio']:.2f} it={p['iterations']} {p['finetune_method']} | "
@@ -129,6 +131,7 @@ class TrialLogger(tune.Callback):
         p = self._params(config)
         if self.records.trials.log_stopped(trial_id, p, result) is None:
             return
+        console.trial_ended()
         print(f"[robustprune] trial {trial_id} {p['criterion']:>12} {p['granularity']:<6} ratio={p['ratio']:.2f} "
               f"it={p['iterations']} | stopped early by mo_asha after {result['step']} fine-tune epoch(s): "
               f"dominated at its rung (val robust {result['robust_acc']:.3f} on a subset)", flush=True)
@@ -140,6 +143,7 @@ class TrialLogger(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         error = trial.get_error()
         print(f"[robustprune] trial {trial.trial_id} FAILED: {error!r}"[:400], flush=True)
+        console.trial_ended()
         try:
             self.records.trials.log_failed(trial.trial_id, self._params(trial.config), repr(error))
         except Exception as e:

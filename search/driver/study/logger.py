@@ -15,6 +15,7 @@ from ray import tune
 
 from ...tracking.records import SearchRecords
 from ...tracking.schema import ROLE_TAG
+from .. import console
 from ...tracking.study_report import log_study_outputs
 from .cells import Cell
 
@@ -43,6 +44,7 @@ class StudyLogger(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         print(f"[robustprune] cell {trial.config['cell']} FAILED: {trial.get_error()!r}"[:400], flush=True)
+        console.trial_ended()
         try:
             self.records.trials.log_failed(cell_key(trial.config["cell"]),
                                            cell_params(trial.config["cell"], self.finetune_epochs),
@@ -67,6 +69,7 @@ class StudyLogger(tune.Callback):
         print(f"[robustprune] cell {self.logged}/{self.total} {cell_key(cell)} | FLOPs "
               f"-{metrics['flops_reduction']:.1%} | test clean {metrics['test_clean_acc']:.3f} "
               f"robust {metrics['test_robust_acc']:.3f}", flush=True)
+        console.trial_ended()
 
 
 def cell_key(cell: dict) -> str:

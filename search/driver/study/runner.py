@@ -21,6 +21,7 @@ from ray import tune
 from trainables.trial import Baseline
 
 from ...tracking.records import SearchRecords
+from ..console import libraries_logged_to, log_file_of, progress_bar, tune_verbosity
 from ...tracking.saved_views import save_views, study_views
 from ...tracking.schema import KIND_TAG, ROLE_TAG, numeric_metrics
 from ...tracking.storage import write_bytes
@@ -107,7 +108,8 @@ def _slots(cfg: StudyConfig) -> int:
     return trial_slots(most, cfg.resources.cpus_per_trial, cfg.resources.gpus_per_trial, ray.cluster_resources())
 
 
-def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords, experiment_path: str) -> StudyOutcome:
+def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords, experiment_path: str,
+               verbose: bool) -> StudyOutcome:
     """Baselines, then every cell MLflow lacks, then the statistics; the parent FINISHED when
     every runnable cell has its run, else KILLED (resumable)."""
     started = time.monotonic()
@@ -132,8 +134,10 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
                 name=f"{Path(experiment_path).name}_cells_{time.strftime('%H%M%S')}",
                 storage_path=cfg.experiment.resolved_storage_path(),
                 failure_config=tune.FailureConfig(max_failures=cfg.failures.max_retries),
-                callbacks=[StudyLogger(records, cfg.finetune.epochs, len(runnable))], verbose=1))
-        _, interrupted = fit_tuner(tuner)
+                callbacks=[StudyLogger(records, cfg.finetune.epochs, len(runnable))],
+                verbose=tune_verbosity(verbose)))
+        with progress_bar(len(runnable), len(runnable) - len(todo), "cell", verbose):
+            _, interrupted = fit_tuner(tuner)
         if interrupted:
             raise KeyboardInterrupt
     baseline_s = baselines.log(records)
@@ -152,18 +156,18 @@ def _run_cells(cfg: StudyConfig, plans: list[SetupPlan], records: SearchRecords,
                         len(runnable), len(logged), len(failed), stats["summary"], complete)
 
 
-def run_study(cfg: StudyConfig, address: str | None = None) -> StudyOutcome:
+def run_study(cfg: StudyConfig, address: str | None = None, verbose: bool = False) -> StudyOutcome:
     plans = plan(cfg)  # ConfigError (one line) before Ray or MLflow is touched
     for p in plans:
         if p.configs:
             preflight(next(iter(p.configs.values())), address)
     any_cfg = next(cfg for p in plans for cfg in p.configs.values())
-    init_ray(address)
-    wait_for_cluster_resources(any_cfg, ray.cluster_resources)
     name = f"{cfg.experiment.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     experiment_path = f"{cfg.experiment.resolved_storage_path().rstrip('/')}/{name}"
     uri = cfg.experiment.resolved_tracking_uri()
-    with search_lock(experiment_path):
+    with libraries_logged_to(log_file_of(experiment_path, name), verbose), search_lock(experiment_path):
+        init_ray(address)
+        wait_for_cluster_resources(any_cfg, ray.cluster_resources)
         doc = cfg.model_dump(mode="json")
         records = SearchRecords.start(uri, cfg.experiment.name, doc, experiment_path, {}, {
             "cells": sum(len(p.runnable) for p in plans), "not_applicable": {
@@ -174,19 +178,20 @@ def run_study(cfg: StudyConfig, address: str | None = None) -> StudyOutcome:
             record = {"kind": "study", "parent_run_id": records.parent.run_id, "tracking_uri": uri, "config": doc}
             write_bytes(experiment_path, SEARCH_FILE, json.dumps(record, indent=2).encode())
             print(f"[robustprune] study {experiment_path} | MLflow run {records.parent.run_id} at {uri}", flush=True)
-            return _run_cells(cfg, plans, records, experiment_path)
+            return _run_cells(cfg, plans, records, experiment_path, verbose)
 
 
-def resume_study(experiment_path: str, address: str | None = None) -> StudyOutcome:
+def resume_study(experiment_path: str, address: str | None = None, verbose: bool = False) -> StudyOutcome:
     """Continue an interrupted study: the cells MLflow holds are kept, the others run."""
     doc, cfg = read_search_file(experiment_path, StudyConfig)
     plans = plan(cfg)
     for p in plans:
         if p.configs:
             preflight(next(iter(p.configs.values())), address, doc["tracking_uri"])
-    with search_lock(experiment_path):
+    with libraries_logged_to(log_file_of(experiment_path, cfg.experiment.name), verbose), \
+            search_lock(experiment_path):
         init_ray(address)
         records = SearchRecords.reopen(doc["tracking_uri"], doc["parent_run_id"])
         with records.parent.ending_on_error():
             print(f"[robustprune] resuming study {experiment_path} | MLflow run {records.parent.run_id}", flush=True)
-            return _run_cells(cfg, plans, records, experiment_path)
+            return _run_cells(cfg, plans, records, experiment_path, verbose)

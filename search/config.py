@@ -36,12 +36,16 @@ class ConfigError(ValueError):
 
 
 class ExperimentConfig(Strict):
-    name: str = Field("robustprune", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
-    tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
-    storage_path: str = "robustprune_runs"  # local folder, NFS mount, or s3:// / gs:// URI
-    device: str = "auto"
-    amp: bool = False
+    name: str = Field("robustprune", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="the MLflow experiment; a search is named NAME_<date>-<time> inside it")
+    seed: int = Field(0, description="the search's seed: data splits, evaluation subsets, baseline training, sampler")
+    tracking_uri: str | None = Field(None, description="MLflow store (sqlite:///FILE, http://HOST:PORT, ...); "
+                                                       "default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
+    storage_path: str = Field("robustprune_runs", description="where Tune keeps each search's folder and the "
+                                                             "baseline cache: a local folder, an NFS mount, "
+                                                             "or an s3:// / gs:// URI")
+    device: str = Field("auto", description="auto (CUDA when the trial has a GPU, else CPU), cpu, cuda, cuda:N")
+    amp: bool = Field(False, description="mixed precision for training and fine-tuning on CUDA")
 
     def resolved_tracking_uri(self) -> str:
         uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
@@ -65,16 +69,20 @@ class ExperimentConfig(Strict):
 
 
 class DataConfig(Strict):
-    name: str = "mnist5k"
-    data_dir: str | None = None
-    download: bool = False
+    name: str = Field("mnist5k", description="mnist5k, digits, cifar10, cifar100, synthetic (in memory), or "
+                                           "imagefolder, hf, webdataset (streamed)")
+    data_dir: str | None = Field(None, description="the data's folder (cifar, imagefolder), saved Hugging Face "
+                                                   "dataset or hub name (hf), training shards (webdataset)")
+    download: bool = Field(False, description="cifar10/100: download into data_dir if missing (the one network "
+                                              "access, on request)")
     val_size: int | None = Field(None, ge=1, description="validation images held out of training; default 10%")
     eval_size: int = Field(500, ge=1, description="validation images the attacks run on during the search")
-    calib_size: int = Field(256, ge=2)
+    calib_size: int = Field(256, ge=2, description="training images the data-driven criteria score channels on")
     image_size: int | None = Field(None, ge=8, description="streamed datasets (imagefolder): crop side, default 224")
     workers: int = Field(0, ge=0, description="streamed datasets: DataLoader processes decoding images")
     mean: list[float] | None = Field(None, description="normalization inside the model; default: the data's")
-    std: list[float] | None = None
+    std: list[float] | None = Field(None, description="normalization inside the model (with mean); default: "
+                                                      "the data's")
     image_column: str = Field("image", description="hf datasets: the column holding the images")
     label_column: str = Field("label", description="hf datasets: the column holding the class labels")
     test_shards: str | None = Field(None, description="webdataset: the test shards (path or URL, {000..099} ranges)")
@@ -108,8 +116,8 @@ class ModelConfig(Strict):
 
 class Range(Strict):
     """Inclusive [low, high]; low == high fixes the value."""
-    low: float
-    high: float
+    low: float = Field(description="the smallest value sampled")
+    high: float = Field(description="the largest value sampled (low == high fixes the value)")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -128,25 +136,35 @@ class Range(Strict):
 
 
 class IntRange(Range):
-    low: int
-    high: int
+    low: int = Field(description="the smallest value sampled")
+    high: int = Field(description="the largest value sampled (low == high fixes the value)")
 
 
 class SpaceConfig(Strict):
-    granularities: list[Literal["filter", "layer"]] = Field(default_factory=lambda: ["filter"], min_length=1)
-    criteria: list[str] = Field(default_factory=lambda: ["l1"], min_length=1)
-    ratio: Range = Range(low=0.2, high=0.8)
+    granularities: list[Literal["filter", "layer"]] = Field(
+        default_factory=lambda: ["filter"], min_length=1, description="prune filters (channels) or whole "
+                                                                      "residual blocks (layers)")
+    criteria: list[str] = Field(default_factory=lambda: ["l1"], min_length=1,
+                                description="the criteria searched (README: Criteria), e.g. l1, pls_vip, hrank")
+    ratio: Range = Field(Range(low=0.2, high=0.8), description="fraction of filters (or blocks) removed: a "
+                                                               "number, [low, high] or {low, high}, in (0, 1)")
     ratio_step: float = Field(0.01, gt=0, lt=1, description="ratios are sampled on this grid, so that a point "
                                                            "proposed twice is recognised and measured once")
-    iterations: IntRange = IntRange(low=1, high=3)
-    finetune_epochs: IntRange = IntRange(low=1, high=1)
-    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its epochs and method come from the space
+    iterations: IntRange = Field(IntRange(low=1, high=3), description="prune-and-fine-tune rounds that reach "
+                                                                     "the ratio: a number, [low, high] or "
+                                                                     "{low, high}, at least 1")
+    finetune_epochs: IntRange = Field(IntRange(low=1, high=1), description="fine-tuning epochs after pruning: a "
+                                                                          "number, [low, high] or {low, high}")
+    finetune: TrainConfig = Field(TrainConfig(epochs=1, lr=0.01), description="the fine-tuning loop (lr, "
+                                                                            "batch size, ...); its epochs and "
+                                                                            "method come from the space")
     finetune_method: list[str] = Field(default_factory=lambda: ["natural"], min_length=1,
                                        description="fine-tuning methods to search: natural, pgd_at, trades, fgsm_rs")
     finetune_budget: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per method, its budget over the published defaults, "
                                           "e.g. {trades: {beta: 3}}")
-    global_pruning: bool = False
+    global_pruning: bool = Field(False, description="rank filters across all layers at once instead of the "
+                                                    "same ratio in every layer")
     round_to: int | None = Field(None, ge=1, description="filter pruning: channel counts in multiples of it "
                                                           "(8 suits GPU kernels)")
     criterion_params: dict[str, dict[str, Any]] = Field(
@@ -230,13 +248,15 @@ def sampled_point(config: dict) -> dict:
 
 
 class SearchSettings(Strict):
-    num_samples: int = Field(16, ge=1)
-    max_concurrent: int = Field(2, ge=1)
+    num_samples: int = Field(16, ge=1, description="trials of the search")
+    max_concurrent: int = Field(2, ge=1, description="trials running at once (fewer when the cluster fits fewer)")
     sampler: Literal["gp", "random", "tpe", "nsga2"] = Field(
         "gp", description="the default: it beat random search in make bench-search (README)")
     population_size: int | None = Field(None, ge=2, description="NSGA-II; default from num_samples")
     objectives: dict[str, Literal["min", "max"]] = Field(
-        default_factory=lambda: {"flops": "min", "robust_acc": "max"})
+        default_factory=lambda: {"flops": "min", "robust_acc": "max"},
+        description="one accuracy (robust_acc or clean_acc: max) and one or two costs (flops, macs, params, "
+                    "latency_ms or latency_ms_<runtime>_b<batch>: min)")
     max_clean_acc_drop: float | None = Field(None, ge=0, le=1,
                                              description="trials losing more clean accuracy are infeasible")
     dry_run: bool = Field(False, description="no-op trials with made-up metrics, to soak and time the driver "
@@ -302,28 +322,34 @@ def default_attacks() -> list[AttackConfig]:
 
 
 class ResourcesConfig(Strict):
-    cpus_per_trial: float = Field(1.0, gt=0)
+    cpus_per_trial: float = Field(1.0, gt=0, description="CPUs Ray reserves for each trial")
     gpus_per_trial: float = Field(0.0, ge=0, description="fractions share a GPU, e.g. 0.25")
     wait_timeout_s: float = Field(600.0, gt=0, description="on a cluster: how long to wait for one trial's "
                                                            "resources to appear (autoscaling) before failing")
 
 
 class FailuresConfig(Strict):
-    max_retries: int = Field(1, ge=0)
+    max_retries: int = Field(1, ge=0, description="reruns of a trial whose worker died, each in a fresh worker; "
+                                                  "0: none, and workers are reused between trials")
 
 
 class SearchConfig(Strict):
-    experiment: ExperimentConfig = ExperimentConfig()
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    baseline: TrainConfig = TrainConfig()
-    space: SpaceConfig = SpaceConfig()
-    attacks: list[AttackConfig] = Field(default_factory=default_attacks, min_length=1)
-    evaluation: EvaluationConfig = EvaluationConfig()
-    search: SearchSettings = SearchSettings()
-    latency: LatencyConfig = LatencyConfig()
-    resources: ResourcesConfig = ResourcesConfig()
-    failures: FailuresConfig = FailuresConfig()
+    experiment: ExperimentConfig = Field(ExperimentConfig(), description="names, seed, where results are kept")
+    data: DataConfig = Field(DataConfig(), description="the dataset, its splits and preprocessing")
+    model: ModelConfig = Field(ModelConfig(), description="the network to prune and its weights")
+    baseline: TrainConfig = Field(TrainConfig(), description="training of the unpruned network when no weights "
+                                                             "are given (cached per setting)")
+    space: SpaceConfig = Field(SpaceConfig(), description="what the search samples: criteria, granularity, "
+                                                          "ratio, iterations, fine-tuning")
+    attacks: list[AttackConfig] = Field(default_factory=default_attacks, min_length=1,
+                                        description="the selection suite: attacks every trial is measured with "
+                                                    "on the validation subset (robust accuracy: the per-sample "
+                                                    "worst case)")
+    evaluation: EvaluationConfig = Field(EvaluationConfig(), description="the front's final test evaluation")
+    search: SearchSettings = Field(SearchSettings(), description="trials, sampler, scheduler, objectives")
+    latency: LatencyConfig = Field(LatencyConfig(), description="how trials time the pruned model")
+    resources: ResourcesConfig = Field(ResourcesConfig(), description="what each trial reserves on the cluster")
+    failures: FailuresConfig = Field(FailuresConfig(), description="what happens when a trial's worker dies")
 
     @model_validator(mode="before")
     @classmethod

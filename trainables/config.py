@@ -32,17 +32,18 @@ def open_unit_interval(v: float) -> float:
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(5, ge=0)
-    lr: float = Field(0.05, gt=0)
-    batch_size: int = Field(128, ge=1)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
-    schedule: Literal["cosine", "step"] = "cosine"
+    epochs: int = Field(5, ge=0, description="passes over the training split")
+    lr: float = Field(0.05, gt=0, description="SGD's initial learning rate")
+    batch_size: int = Field(128, ge=1, description="images per SGD step")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(5e-4, ge=0, description="L2 penalty of SGD")
+    schedule: Literal["cosine", "step"] = Field("cosine", description="learning-rate schedule over the epochs")
     method: str = Field("natural", description="natural, or adversarial training: pgd_at, trades, fgsm_rs")
     eps: float | None = Field(None, ge=0, le=1, description="the method's L-inf budget, pixel units; "
                                                             "default: the dataset's usual eps")
     alpha: float | None = Field(None, gt=0, description="step size; default: the method's published rule")
-    steps: int | None = Field(None, ge=1)
+    steps: int | None = Field(None, ge=1, description="pgd_at, trades: attack steps per batch; default: the "
+                                                      "method's published number")
     beta: float | None = Field(None, gt=0, description="trades: weight of the robustness (KL) term; default 6")
 
     @field_validator("method")
@@ -69,11 +70,13 @@ class TrainConfig(Strict):
 
 class AttackConfig(Strict):
     """One attack as configured; `spec()` resolves it (default eps, every parameter)."""
-    name: str
+    name: str = Field(description="fgsm, pgd, pgd_l2, apgd, autoattack, deepfool, square, ... (README: Attacks)")
     eps: float | None = Field(None, ge=0, description="pixel units; default: the dataset's usual eps (L-inf)")
-    alpha: float | None = Field(None, gt=0)
+    alpha: float | None = Field(None, gt=0, description="step size of iterative attacks, pixel units; default: "
+                                                        "the attack's rule from eps and steps")
     steps: int | None = Field(None, ge=1, description="default: the attack's strong default")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, description="the attack's other torchattacks "
+                                                                    "arguments, e.g. {restarts: 2}")
 
     @field_validator("name")
     @classmethod
@@ -144,10 +147,11 @@ class LatencyConfig(Strict):
     trainables/latency.py). Every runtime x batch size is logged as latency_ms_<runtime>_b<batch>."""
     runtimes: list[str] = Field(default_factory=lambda: ["torch"], min_length=1,
                                 description="torch (eager), torchscript, onnxruntime (CPU)")
-    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1)
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1,
+                                                           description="images per timed call")
     threads: int | None = Field(None, ge=1, description="CPU threads while timing; default: the trial's CPUs")
     repeats: int = Field(30, ge=1, description="timed rounds (median); each model is called once per round")
-    warmup: int = Field(5, ge=0)
+    warmup: int = Field(5, ge=0, description="untimed calls before the timed rounds")
     device: Device = Field("auto", description="where torch and torchscript are timed: auto (the trial's device), "
                                             "cpu, cuda, cuda:N; onnxruntime times on CPU")
 
@@ -173,46 +177,53 @@ class LatencyConfig(Strict):
 
 class TrialConfig(Strict):
     # data
-    dataset: str = "mnist5k"
-    data_dir: str | None = None
-    download: bool = False
+    dataset: str = Field("mnist5k", description="mnist5k, digits, cifar10, cifar100, synthetic, imagefolder, "
+                                              "hf or webdataset")
+    data_dir: str | None = Field(None, description="the data's folder, saved dataset or training shards")
+    download: bool = Field(False, description="cifar10/100: download into data_dir if missing")
     val_size: int | None = Field(None, ge=1, description="validation images held out of training; default 10%")
     eval_size: int = Field(500, ge=1, description="seeded validation subset the attacks run on")
     calib_size: int = Field(256, ge=2, description="calibration batch for activation criteria")
     image_size: int | None = Field(None, ge=8, description="streamed datasets: the side images are cropped to")
     data_workers: int = Field(0, ge=0, description="streamed datasets: DataLoader processes decoding images")
     data_mean: list[float] | None = Field(None, description="normalization inside the model; default: the data's")
-    data_std: list[Annotated[float, Field(gt=0)]] | None = None
+    data_std: list[Annotated[float, Field(gt=0)]] | None = Field(None, description="normalization inside the "
+                                                                                 "model; default: the data's")
     image_column: str = Field("image", description="hf datasets: the column holding the images")
     label_column: str = Field("label", description="hf datasets: the column holding the class labels")
     test_shards: str | None = Field(None, description="webdataset: the test shards (path or URL, {000..099} ranges)")
     transforms: TransformsConfig = Field(TransformsConfig(), description="a preset (imagenet, cifar, none), timm, "
                                          "a mapping of presets and knobs, or python:MODULE:FN")
     # model and its training
-    model: str = "lenet"
+    model: str = Field("lenet", description="a built-in name, torchvision:NAME, timm:NAME or "
+                                          "python:MODULE:CALLABLE")
     model_weights: str | None = Field(None, description="a state_dict, checkpoint or .safetensors file: the baseline")
     model_args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the model's builder")
     model_code: str | None = Field(None, description="set by the driver: a python: file model's code, for workers")
-    seed: int = 0
+    seed: int = Field(0, description="data splits and subsets, baseline training, and (without trial_seed) the "
+                                     "rest")
     trial_seed: int | None = Field(None, description="a replica's seed: the fine-tuning's data order and "
                                                      "augmentation, the calibration sample, the attacks' random "
                                                      "starts; default: seed (the splits and subsets follow seed)")
-    device: Device = "auto"
-    amp: bool = False
-    baseline: TrainConfig = TrainConfig()
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N")
+    amp: bool = Field(False, description="mixed precision on CUDA")
+    baseline: TrainConfig = Field(TrainConfig(), description="training of the unpruned network when no "
+                                                             "weights are given")
     # pruning
-    granularity: Literal["filter", "layer"] = "filter"
-    criterion: str = "l1"
-    ratio: float = 0.5
-    iterations: int = Field(1, ge=1)
-    global_pruning: bool = False
+    granularity: Literal["filter", "layer"] = Field("filter", description="prune filters or residual blocks")
+    criterion: str = Field("l1", description="the pruning criterion (README: Criteria)")
+    ratio: float = Field(0.5, description="fraction of filters (or blocks) removed, in (0, 1)")
+    iterations: int = Field(1, ge=1, description="prune-and-fine-tune rounds that reach the ratio")
+    global_pruning: bool = Field(False, description="rank filters across all layers at once")
     round_to: int | None = Field(None, ge=1, description="filter pruning keeps channel counts in multiples of it")
     criterion_params: dict[str, Any] = Field(default_factory=dict, description="e.g. pls_vip: {pooling: mean}")
-    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)
+    finetune: TrainConfig = Field(TrainConfig(epochs=1, lr=0.01), description="fine-tuning after each round")
     # evaluation
     attacks: list[AttackConfig] = Field(default_factory=lambda: [AttackConfig(name="fgsm"),
-                                                                 AttackConfig(name="pgd")], min_length=1)
-    latency: LatencyConfig = LatencyConfig()
+                                                                 AttackConfig(name="pgd")], min_length=1,
+                                        description="the validation suite (robust accuracy: per-sample worst "
+                                                    "case)")
+    latency: LatencyConfig = Field(LatencyConfig(), description="how the pruned model is timed")
     # final evaluation on the test split (never used for selection)
     test_size: int | None = Field(None, ge=1, description="seeded test subset; default: the whole test split")
     final_attacks: list[AttackConfig] | None = Field(None, min_length=1, description="default: attacks")

@@ -24,12 +24,15 @@ SETUP_NAME = r"^[A-Za-z0-9_.-]+$"
 class SetupConfig(Strict):
     """One network of the study: what it overrides of the shared `model`, `data`, `baseline`,
     and optionally the granularities and iterations it is studied at (default: the study's)."""
-    name: str = Field(min_length=1, pattern=SETUP_NAME)
-    model: dict[str, Any] | None = None
-    data: dict[str, Any] | None = None
-    baseline: dict[str, Any] | None = None
-    granularities: list[Literal["filter", "layer"]] | None = Field(None, min_length=1)
-    iterations: list[int] | None = Field(None, min_length=1)
+    name: str = Field(min_length=1, pattern=SETUP_NAME, description="the setup's name in runs and tables")
+    model: dict[str, Any] | None = Field(None, description="a search config's model section, over the "
+                                                          "study's")
+    data: dict[str, Any] | None = Field(None, description="a search config's data section, over the study's")
+    baseline: dict[str, Any] | None = Field(None, description="a search config's baseline section, over the "
+                                                             "study's")
+    granularities: list[Literal["filter", "layer"]] | None = Field(None, min_length=1,
+                                                                    description="default: the study's")
+    iterations: list[int] | None = Field(None, min_length=1, description="default: the study's")
 
     @field_validator("iterations")
     @classmethod
@@ -40,13 +43,19 @@ class SetupConfig(Strict):
 
 
 class Factors(Strict):
-    setups: list[SetupConfig] = Field(min_length=1)
-    granularities: list[Literal["filter", "layer"]] = Field(default_factory=lambda: ["filter"], min_length=1)
-    criteria: list[str] = Field(default_factory=lambda: ["l1"], min_length=1)
-    ratios: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
-    iterations: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    finetune_methods: list[str] = Field(default_factory=lambda: ["natural"], min_length=1)
-    seeds: int | list[int] = Field(3, validate_default=True, description="a count (seeds 0..n-1) or the seeds themselves")
+    setups: list[SetupConfig] = Field(min_length=1, description="the networks (and data) studied")
+    granularities: list[Literal["filter", "layer"]] = Field(default_factory=lambda: ["filter"], min_length=1,
+                                                            description="filter and/or layer pruning")
+    criteria: list[str] = Field(default_factory=lambda: ["l1"], min_length=1, description="pruning criteria "
+                                                                                         "compared")
+    ratios: list[float] = Field(default_factory=lambda: [0.5], min_length=1, description="pruning ratios, "
+                                                                                        "each in (0, 1)")
+    iterations: list[int] = Field(default_factory=lambda: [1], min_length=1, description="prune-and-fine-tune "
+                                                                                        "rounds")
+    finetune_methods: list[str] = Field(default_factory=lambda: ["natural"], min_length=1,
+                                        description="natural, pgd_at, trades, fgsm_rs")
+    seeds: int | list[int] = Field(3, validate_default=True,
+                                   description="a count (seeds 0..n-1) or the seeds themselves")
     max_concurrent: int | None = Field(None, ge=1, description="cells at once; default: as many as the cluster fits")
 
     @field_validator("setups")
@@ -116,17 +125,22 @@ def _unique(values: list, what: str) -> list:
 
 
 class StudyConfig(Strict):
-    experiment: ExperimentConfig = ExperimentConfig(name="robustprune-study")
-    study: Factors
+    experiment: ExperimentConfig = Field(ExperimentConfig(name="robustprune-study"),
+                                         description="names, seed, where results are kept")
+    study: Factors = Field(description="the grid: setups x granularities x criteria x ratios x iterations x "
+                                       "fine-tuning methods x seeds")
     model: dict[str, Any] = Field(default_factory=dict, description="shared model settings (setups override)")
     data: dict[str, Any] = Field(default_factory=dict, description="shared data settings (setups override)")
     baseline: dict[str, Any] = Field(default_factory=dict, description="shared baseline training (setups override)")
-    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)  # its method is the factor finetune_methods
-    attacks: list[AttackConfig] = Field(default_factory=default_attacks, min_length=1)
-    evaluation: EvaluationConfig = EvaluationConfig()
-    latency: LatencyConfig = LatencyConfig()
-    resources: ResourcesConfig = ResourcesConfig()
-    failures: FailuresConfig = FailuresConfig()
+    finetune: TrainConfig = Field(TrainConfig(epochs=1, lr=0.01), description="the fine-tuning loop; its "
+                                                                            "method is the factor "
+                                                                            "finetune_methods")
+    attacks: list[AttackConfig] = Field(default_factory=default_attacks, min_length=1,
+                                        description="the validation suite every cell is measured with")
+    evaluation: EvaluationConfig = Field(EvaluationConfig(), description="each cell's test evaluation")
+    latency: LatencyConfig = Field(LatencyConfig(), description="how cells time the pruned model")
+    resources: ResourcesConfig = Field(ResourcesConfig(), description="what each cell reserves on the cluster")
+    failures: FailuresConfig = Field(FailuresConfig(), description="what happens when a cell's worker dies")
 
     @field_validator("finetune")
     @classmethod

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick schema bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-cli bench-driver bench-search bench-finetune bench-transforms clean
+.PHONY: install demo test test-quick docs schema bench bench-criteria bench-coverage bench-data bench-memory bench-resnet50 bench-cli bench-driver bench-search bench-finetune bench-transforms clean
 
 install: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP):
 	$(PIP) install -q --upgrade pip
 	# torch and torchvision first: later requirements are then satisfied by these exact builds.
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev,export]'
+	$(PIP) install -q -e '.[dev,export,docs]'
 	# torchattacks' declared deps (torchvision, requests~=2.25) are unused and unresolvable here.
 	$(PIP) install -q --no-deps torchattacks==3.5.1
 	# The browser tests (tests/test_e2e_search.py) drive Debian's Chromium headless.
@@ -39,7 +39,7 @@ test-quick: install
 bench: install
 	$(PY) bench/bench_trial.py
 
-# The criteria compared (README): a study on the cluster Ray finds (a local one by default),
+# The criteria compared (docs/explanation/criteria.md): a study on the cluster Ray finds (a local one by default),
 # its report page written beside this file; `robustprune resume` continues a stopped one.
 bench-criteria: install
 	$(VENV)/bin/robustprune study configs/study-mnist.yaml
@@ -56,6 +56,10 @@ bench-memory: install
 
 bench-resnet50: install
 	$(PY) bench/bench_resnet50.py
+
+# The documentation site, into site/ (strict: a broken link, page or anchor fails the build).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # The config schemas kept for editors (tests/test_config_schema.py checks they are current).
 schema: install

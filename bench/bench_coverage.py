@@ -2,7 +2,7 @@
 (tests/coverage_cells.py) tried on this machine, with the one-line error where a cell does
 not work and the seconds the slowest cell took.
 
-    make bench-coverage            # writes bench/coverage.md, the README's coverage table
+    make bench-coverage            # writes bench/coverage.md, the coverage table of docs/tutorials/own-network.md
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ Prints, per method: trials finished and stopped early, hypervolume at fixed wall
 `--trials` trials of the same seed (as a fraction of random's time to it; the seed also
 fixes the baseline, so the comparison is within a seed), and efficiency (trial and final
 evaluation compute / (workers x search wall time); in brackets, trial compute alone).
-Saves the table (--out) and hypervolume_vs_time.png beside it.
+Saves the table (--out) and the plot docs/images/hypervolume_vs_time.png (the docs show it).
 
     make bench-search                                      # 5 seeds, 32 trials, 8 methods
     python bench/bench_search.py --seeds 2 --methods random,nsga2+mo_asha --budget-s 120
@@ -175,8 +175,9 @@ def main() -> None:
     out = Path(args.out)
     out.write_text(f"{len(table_seeds)} seeds, num_samples {args.trials}, time_budget_s {args.budget_s:g}, "
                    f"{args.workers} workers\n\n{report}\n")
-    plot(runs, methods, args.budget_s, out.parent / "hypervolume_vs_time.png")
-    print(f"wrote {out} and {out.parent / 'hypervolume_vs_time.png'}")
+    image = Path(__file__).resolve().parents[1] / "docs" / "images" / "hypervolume_vs_time.png"
+    plot(runs, methods, args.budget_s, image)
+    print(f"wrote {out} and {image}")
 
 
 if __name__ == "__main__":

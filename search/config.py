@@ -145,7 +145,8 @@ class SpaceConfig(Strict):
         default_factory=lambda: ["filter"], min_length=1, description="prune filters (channels) or whole "
                                                                       "residual blocks (layers)")
     criteria: list[str] = Field(default_factory=lambda: ["l1"], min_length=1,
-                                description="the criteria searched (README: Criteria), e.g. l1, pls_vip, hrank")
+                                description="the criteria searched, e.g. l1, pls_vip, hrank "
+                                            "(docs/explanation/criteria.md)")
     ratio: Range = Field(Range(low=0.2, high=0.8), description="fraction of filters (or blocks) removed: a "
                                                                "number, [low, high] or {low, high}, in (0, 1)")
     ratio_step: float = Field(0.01, gt=0, lt=1, description="ratios are sampled on this grid, so that a point "
@@ -251,7 +252,8 @@ class SearchSettings(Strict):
     num_samples: int = Field(16, ge=1, description="trials of the search")
     max_concurrent: int = Field(2, ge=1, description="trials running at once (fewer when the cluster fits fewer)")
     sampler: Literal["gp", "random", "tpe", "nsga2"] = Field(
-        "gp", description="the default: it beat random search in make bench-search (README)")
+        "gp", description="the default: it beat random search from about 32 trials in make bench-search "
+                    "(docs/explanation/search-methods.md)")
     population_size: int | None = Field(None, ge=2, description="NSGA-II; default from num_samples")
     objectives: dict[str, Literal["min", "max"]] = Field(
         default_factory=lambda: {"flops": "min", "robust_acc": "max"},

@@ -36,14 +36,14 @@ def test_cluster_installs_like_the_readme_and_keeps_ports_private():
     assert CLUSTER["available_node_types"]["head"]["resources"] == {"CPU": 0}  # trials go to GPU workers
 
 
-def test_readme_token_command_makes_a_private_file(tmp_path):
+def test_the_cluster_tutorials_token_command_makes_a_private_file(tmp_path):
     """The shared Ray token must not be readable by other users (mode 0600), here and on nodes."""
     import os
     import stat
     import subprocess
     import sys
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "tutorials" / "cluster.md").read_text()
     line = next(raw for raw in readme.splitlines() if "> ~/.robustprune_ray_token" in raw).split("#")[0]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -70,7 +70,8 @@ class TrainConfig(Strict):
 
 class AttackConfig(Strict):
     """One attack as configured; `spec()` resolves it (default eps, every parameter)."""
-    name: str = Field(description="fgsm, pgd, pgd_l2, apgd, autoattack, deepfool, square, ... (README: Attacks)")
+    name: str = Field(description="fgsm, pgd, bim, cw, deepfool, autoattack, apgd, square, occlusion, spatial "
+                                  "(docs/explanation/evaluation-protocol.md)")
     eps: float | None = Field(None, ge=0, description="pixel units; default: the dataset's usual eps (L-inf)")
     alpha: float | None = Field(None, gt=0, description="step size of iterative attacks, pixel units; default: "
                                                         "the attack's rule from eps and steps")
@@ -211,7 +212,7 @@ class TrialConfig(Strict):
                                                              "weights are given")
     # pruning
     granularity: Literal["filter", "layer"] = Field("filter", description="prune filters or residual blocks")
-    criterion: str = Field("l1", description="the pruning criterion (README: Criteria)")
+    criterion: str = Field("l1", description="the pruning criterion (docs/explanation/criteria.md)")
     ratio: float = Field(0.5, description="fraction of filters (or blocks) removed, in (0, 1)")
     iterations: int = Field(1, ge=1, description="prune-and-fine-tune rounds that reach the ratio")
     global_pruning: bool = Field(False, description="rank filters across all layers at once")

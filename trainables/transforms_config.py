@@ -25,7 +25,8 @@ STREAMED_DEFAULT_SIDE = 224
 
 
 class TransformsConfig(Strict):
-    train: str | None = Field(None, description="imagenet, cifar or none; default: the data's (see the README)")
+    train: str | None = Field(None, description="imagenet, cifar or none; default: the data's "
+                                                 "(docs/tutorials/own-network.md)")
     eval: str | None = Field(None, description="imagenet, cifar or none; default: the data's")
     crop_fraction: float | None = Field(None, description="imagenet evaluation: resize to size / it, crop the "
                                                           "centre; default 0.875")

@@ -20,10 +20,25 @@ def config_model(kind: str):
     return StudyConfig
 
 
+def _generator():
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class WithFactoryDefaults(GenerateJsonSchema):
+        """Defaults made by a factory (lists, mappings) shown as values, as the others are."""
+
+        def default_schema(self, schema):
+            if "default_factory" in schema and not schema.get("default_factory_takes_data"):
+                schema = {k: v for k, v in schema.items() if k != "default_factory"} | {
+                    "default": schema["default_factory"]()}
+            return super().default_schema(schema)
+
+    return WithFactoryDefaults
+
+
 def schema_text(kind: str) -> str:
     """The schema as the kept files hold it: indented JSON, one trailing newline."""
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-              **config_model(kind).model_json_schema(mode="validation")}
+              **config_model(kind).model_json_schema(mode="validation", schema_generator=_generator())}
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 

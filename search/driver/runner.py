@@ -162,7 +162,10 @@ def _fit(tuner: tune.Tuner, records: SearchRecords, cfg: SearchConfig, experimen
     with records.parent.ending_on_error():
         records.tests.log_baseline(baseline_test)
         started = time.monotonic()
-        with progress_bar(cfg.search.num_samples, len(records.trials.known()), "trial", verbose):
+        # Counted by a query, not through `known()`: a resumed search's TrialLogger is Tune's
+        # restored copy, with records of its own, so a cache filled here would miss what it logs
+        # during the fit, and log_missing below would log those trials a second time.
+        with progress_bar(cfg.search.num_samples, len(records.trials.runs()), "trial", verbose):
             grid, interrupted = fit_tuner(tuner)
         tune_wall_s = time.monotonic() - started
         TrialLogger(records, cfg.search.objectives, cfg.experiment.seed, cfg.search.num_samples).log_missing(grid)

@@ -3,9 +3,11 @@
 import re
 
 from search.commands.reference import cli_reference, config_reference
+from search.tracking.metric_names import metrics_reference
 
 GENERATED = {"config-search": lambda: config_reference("search"), "config-trial": lambda: config_reference("trial"),
-             "config-study": lambda: config_reference("study"), "cli": cli_reference}
+             "config-study": lambda: config_reference("study"), "cli": cli_reference,
+             "metrics": metrics_reference}
 
 
 def on_page_markdown(markdown, page, config, files):

@@ -185,3 +185,17 @@ def finished_children(uri: str, experiment: str) -> int:
     return len(client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != '' and "
                                                        "attributes.status = 'FINISHED'"))
 
+
+
+def undocumented_metrics(uri: str, experiment: str) -> set[str]:
+    """'run kind: metric' for each metric a run of the experiment logged that the metrics
+    reference (search/tracking/metric_names.py) does not name: empty when the docs hold them all."""
+    from search.tracking.metric_names import SEARCH, STUDY, TRIAL, documented
+    from search.tracking.schema import KIND_TAG, PARENT_TAG
+
+    client = MlflowClient(uri)
+    missing = set()
+    for run in client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=5000):
+        kind = TRIAL if PARENT_TAG in run.data.tags else STUDY if run.data.tags.get(KIND_TAG) == "study" else SEARCH
+        missing |= {f"{kind}: {name}" for name in run.data.metrics if not documented(name, kind)}
+    return missing

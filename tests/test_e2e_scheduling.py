@@ -6,7 +6,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from e2e_helpers import run_cli, search_runs, tiny_config
+from e2e_helpers import run_cli, search_runs, tiny_config, undocumented_metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +37,7 @@ def test_mo_asha_stops_dominated_trials_then_a_warm_start_continues_until_its_ti
     front = [c for c in finished if c.data.tags["pareto"] == "true"]
     assert front and all("test_robust_acc" in c.data.metrics for c in front)
     assert proc.stdout.count("stopped early by mo_asha") == len(stopped)
+    assert not undocumented_metrics(uri, "first")  # the rung metrics are in the metrics reference
     study = optuna.load_study(study_name=parent.data.tags["optuna_study"], storage=parent.data.tags["optuna_storage"])
     assert parent.data.tags["optuna_storage"] == f"sqlite:///{tmp_path / 'optuna.db'}"  # beside the MLflow store
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 8  # for optuna-dashboard
@@ -56,4 +57,5 @@ def test_mo_asha_stops_dominated_trials_then_a_warm_start_continues_until_its_ti
     assert all(c.info.status == "FINISHED" for c in children2)
     assert MlflowClient(uri).get_metric_history(parent2.info.run_id, "finished_trials")[-1].value == len(children2)
     assert parent2.data.metrics["warm_start_points"] == len(finished)
+    assert not undocumented_metrics(uri, "second")
     assert not {_point(c) for c in children2} & {_point(c) for c in finished}  # nothing measured again

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from browser import Browser
 from e2e_helpers import FinishedSearch, call_cli, run_cli, running_cli, search_runs, serving_ui, tiny_config, \
-    wait_until
+    undocumented_metrics, wait_until
 from trainables.data import load_dataset
 from trainables.train import accuracy
 
@@ -159,6 +159,10 @@ def test_only_front_members_carry_test_metrics_after_the_search(search):
         metrics_json = json.loads(open(client.download_artifacts(c.info.run_id, "metrics.json")).read())
         assert not [k for k in metrics_json if k.startswith("test_")]  # trials never see the test split
     assert "test_robust_acc_baseline" in parent.data.metrics
+
+
+def test_the_metrics_reference_names_every_metric_the_search_logged(search):
+    assert not undocumented_metrics(search.uri, EXPERIMENT)
 
 
 def test_pareto_tags_equal_an_independent_sort_of_feasible_trials(search):

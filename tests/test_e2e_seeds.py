@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from e2e_helpers import call_cli, run_cli, running_cli, search_runs, tiny_config, wait_until
+from e2e_helpers import call_cli, run_cli, running_cli, search_runs, tiny_config, undocumented_metrics, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("shared_baselines")]  # the baseline is not under test
 SEEDS = 3
@@ -73,6 +73,7 @@ def test_front_models_are_replicated_summarized_and_the_front_decided_on_means(t
 
     assert not any(dominated(r.info.run_id, front) for r in front)
     assert all(dominated(r.info.run_id, front) for r in left)
+    assert not undocumented_metrics(uri, "seeds")  # the summaries over seeds are in the metrics reference
 
     shown = call_cli(capsys, "pareto", "--experiment", "seeds", "--tracking-uri", uri)
     assert shown.returncode == 0 and "seeds" in shown.stdout.splitlines()[1]

@@ -15,7 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from browser import Browser
-from e2e_helpers import call_cli, run_cli, running_cli, serving_ui, wait_until
+from e2e_helpers import call_cli, run_cli, running_cli, serving_ui, undocumented_metrics, wait_until
 from mlflow_store import store_at
 
 pytestmark = pytest.mark.e2e
@@ -91,6 +91,10 @@ def test_every_cell_and_baseline_is_a_run_of_one_parent(study):
         assert {"test_robust_acc", "test_clean_acc", "test_robust_acc_fgsm", "test_robust_acc_pgd",
                 "flops_reduction", "robust_acc"} <= set(c.data.metrics)
     assert "efficiency" in parent.data.metrics
+
+
+def test_the_metrics_reference_names_every_metric_the_study_logged(study):
+    assert not undocumented_metrics(study["uri"], "study")
 
 
 def test_the_cells_csv_has_a_row_per_cell_and_baseline_seed(study):

@@ -81,7 +81,8 @@ def test_every_yaml_config_in_the_docs_is_valid():
         if kind is None:
             continue
         schema = json.loads((ROOT / "schema" / f"{kind}.schema.json").read_text())
-        errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
         assert errors == [], (str(page), errors)
         criteria = (doc.get("space") or doc.get("study") or {}).get("criteria", [])
         assert set(criteria) <= set(FILTER_CRITERIA) | set(LAYER_CRITERIA), (str(page), criteria)

@@ -3,7 +3,8 @@ reference of the docs is made from this list, and the end-to-end tests fail on a
 name it does not cover, so the two cannot drift apart.
 
 A name may hold placeholders: `<attack>` (an attack's name), `<runtime>` and `<batch>` (a
-latency runtime and batch size), `<seeded>` (a metric summarized over seeds) and `<summary>` (mean, std, ci_low, ci_high)."""
+latency runtime and batch size), `<seeded>` (a metric summarized over seeds) and `<summary>`
+(mean, std, ci_low, ci_high)."""
 import re
 from dataclasses import dataclass
 

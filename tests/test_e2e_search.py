@@ -81,8 +81,9 @@ def test_the_console_shows_the_tools_lines_and_the_libraries_log_to_the_experime
     assert "A new study created" in kept  # Optuna's
 
 
+@pytest.mark.usefixtures("shared_baselines")  # the console is under test, not the baseline
 def test_verbose_prints_tunes_tables_and_the_libraries_logs(tmp_path):
-    cfg = tiny_config(tmp_path, "verbose", 2, search={"dry_run": True}, baseline={"epochs": 2})
+    cfg = tiny_config(tmp_path, "verbose", 2, search={"dry_run": True})
     proc = run_cli("run", str(cfg), "--verbose", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     shown = proc.stdout + proc.stderr

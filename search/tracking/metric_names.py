@@ -97,10 +97,11 @@ METRIC_NAMES = (
     MetricName("efficiency", _S + _ST, "Useful compute / (slots × wall time)."),
     MetricName("trial_efficiency", _S + _ST, "The same, counting the trials' compute alone."),
     # ---- a study's parent run
-    MetricName("cells_finished", _ST, "Cells (network × criterion × granularity × ratio × seed) finished."),
-    MetricName("cells_more_robust", _ST, "Settings whose test robust accuracy is above the baseline's "
-                                         "(paired test over seeds, Holm-corrected)."),
-    MetricName("cells_less_robust", _ST, "Settings below the baseline by the same test."),
+    MetricName("cells_finished", _ST, "Grid points (setup × granularity × criterion × ratio × iterations × "
+                                      "fine-tuning, each over its seeds) with a finished run."),
+    MetricName("cells_more_robust", _ST, "Grid points whose test robust accuracy is significantly above their "
+                                         "baseline's: paired t-test over the seeds, Holm-adjusted p < 0.05."),
+    MetricName("cells_less_robust", _ST, "Grid points significantly below their baseline by the same test."),
 )
 _BASELINE = "<metric>_baseline"
 

@@ -186,7 +186,6 @@ def finished_children(uri: str, experiment: str) -> int:
                                                        "attributes.status = 'FINISHED'"))
 
 
-
 def undocumented_metrics(uri: str, experiment: str) -> set[str]:
     """'run kind: metric' for each metric a run of the experiment logged that the metrics
     reference (search/tracking/metric_names.py) does not name: empty when the docs hold them all."""

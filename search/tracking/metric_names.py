@@ -8,7 +8,9 @@ latency runtime and batch size), `<seeded>` (a metric summarized over seeds) and
 import re
 from dataclasses import dataclass
 
-from search.front.seeds import SEED_METRICS, SUMMARY_PARTS
+from search.front.seeds import SEED_METRICS, SEEDS_METRIC, SUMMARY_PARTS
+
+from .test_metrics import CURVE_METRIC, CURVE_STEP_SCALE
 
 TRIAL, SEARCH, STUDY = "trial", "search", "study"  # child runs (trials, study cells), a search's parent, a study's
 RUNS = {TRIAL: "trial and study cell runs", SEARCH: "a search's parent run", STUDY: "a study's parent run"}
@@ -69,10 +71,10 @@ METRIC_NAMES = (
                                       "on the test images."),
     MetricName("test_robust_acc_<attack>", _T, "The same, for one final attack alone."),
     MetricName("test_eval_seconds", _T, "Worker seconds the final test evaluation took, all its parts together."),
-    MetricName("test_robust_acc_curve", _T, "The robustness curve: test robust accuracy at each eps of "
-                                            "`evaluation.eps_grid`, logged at step eps × 10,000."),
+    MetricName(CURVE_METRIC, _T, "The robustness curve: test robust accuracy at each eps of `evaluation.eps_grid`, "
+                                 f"logged at step eps × {CURVE_STEP_SCALE:,}."),
     # ---- over seeds (front models re-run with evaluation.seeds > 1)
-    MetricName("seeds", _T, "How many seeds the summaries below cover."),
+    MetricName(SEEDS_METRIC, _T, "How many seeds the summaries below cover."),
     MetricName("<seeded>_<summary>", _T, "clean_acc, robust_acc, test_clean_acc or test_robust_acc over the "
                                          "seeds: mean, standard deviation and the 95% t-interval."),
     # ---- a search's parent run
